@@ -1,0 +1,33 @@
+# Two commands for a fresh machine: `make demo` and `make test` (each builds .venv itself).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/thred-pipeline demo
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check thred_pipeline thred_pipeline_tests benchmarks
+	$(BIN)/ruff format --check thred_pipeline thred_pipeline_tests benchmarks
+	$(BIN)/mypy thred_pipeline
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .thred .pytest_cache .mypy_cache .ruff_cache

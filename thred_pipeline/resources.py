@@ -1,0 +1,107 @@
+"""Dagster resources: thin, EnvVar-configured wrappers that build the engine's parts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dagster as dg
+from pydantic import PrivateAttr, SecretStr
+
+from thred_pipeline.sync.engine import SyncEngine, SyncOptions
+from thred_pipeline.sync.ledger import SyncLedger
+from thred_pipeline.sync.reconcile import Reconciler
+from thred_pipeline.thred.settings import ThredSettings
+from thred_pipeline.warehouse.db import create_warehouse_engine
+from thred_pipeline.warehouse.extract import Warehouse
+
+
+class WarehouseResource(dg.ConfigurableResource):  # type: ignore[misc]
+    """Read-only access to the platform warehouse (any SQLAlchemy URL)."""
+
+    url: str
+    _warehouse: Warehouse | None = PrivateAttr(default=None)
+
+    def warehouse(self) -> Warehouse:
+        if self._warehouse is None:
+            self._warehouse = Warehouse(create_warehouse_engine(self.url))
+        return self._warehouse
+
+
+class LedgerResource(dg.ConfigurableResource):  # type: ignore[misc]
+    """The sync ledger database (PostgreSQL in production, SQLite embedded)."""
+
+    url: str
+    _ledger: SyncLedger | None = PrivateAttr(default=None)
+
+    def ledger(self) -> SyncLedger:
+        if self._ledger is None:
+            self._ledger = SyncLedger.from_url(self.url)
+        return self._ledger
+
+
+class ThredResource(dg.ConfigurableResource):  # type: ignore[misc]
+    """Partner credentials for Thred; the key only ever lives in a SecretStr."""
+
+    base_url: str
+    partner_id: str
+    api_key: str
+    timeout_s: float = 30.0
+    allow_insecure_tls: bool = False
+
+    def settings(self) -> ThredSettings:
+        return ThredSettings(
+            base_url=self.base_url,
+            partner_id=self.partner_id,
+            api_key=SecretStr(self.api_key),
+            timeout_s=self.timeout_s,
+            allow_insecure_tls=self.allow_insecure_tls,
+        )
+
+    def __repr__(self) -> str:
+        return f"ThredResource(base_url={self.base_url!r}, partner_id={self.partner_id!r})"
+
+
+class SyncResource(dg.ConfigurableResource):  # type: ignore[misc]
+    """How the engine runs: lookback, concurrency, full refresh."""
+
+    lookback_hours: float = 2.0
+    concurrency: int = 4
+    chunk_size: int = 500
+    full_refresh: bool = False
+
+    def options(self) -> SyncOptions:
+        return SyncOptions(
+            lookback=timedelta(hours=self.lookback_hours),
+            chunk_size=self.chunk_size,
+            concurrency=self.concurrency,
+            full_refresh=self.full_refresh,
+        )
+
+
+def build_engine(
+    warehouse: WarehouseResource,
+    ledger: LedgerResource,
+    thred: ThredResource,
+    sync: SyncResource,
+) -> SyncEngine:
+    return SyncEngine(warehouse.warehouse(), ledger.ledger(), thred.settings(), sync.options())
+
+
+def build_reconciler(
+    warehouse: WarehouseResource, ledger: LedgerResource, thred: ThredResource
+) -> Reconciler:
+    return Reconciler(warehouse.warehouse(), ledger.ledger(), thred.settings())
+
+
+def default_resources() -> dict[str, dg.ConfigurableResource]:
+    """Every setting comes from the environment at run time (see README)."""
+    return {
+        "warehouse": WarehouseResource(url=dg.EnvVar("THRED_WAREHOUSE_URL")),
+        "ledger": LedgerResource(url=dg.EnvVar("THRED_LEDGER_URL")),
+        "thred": ThredResource(
+            base_url=dg.EnvVar("THRED_BASE_URL"),
+            partner_id=dg.EnvVar("THRED_PARTNER_ID"),
+            api_key=dg.EnvVar("THRED_API_KEY"),
+        ),
+        "sync": SyncResource(),
+    }

@@ -1,0 +1,748 @@
+"""The sync engine: warehouse records -> Thred, exactly once, in the registry's order.
+
+For each entity it works through three sets, in this order: records whose last outcome is
+uncertain (``pending``/``unknown`` — re-sent first with the same external_id, which Thred
+answers with the stored object), records waiting for a parent (``deferred``), then the records
+that changed in the window. A record already processed by an earlier set is seen again as
+unchanged and costs nothing, so no in-memory "seen" set is needed and memory stays flat.
+
+Orchestrator-agnostic: Dagster assets call :meth:`SyncEngine.sync_entity` and turn the
+:class:`EntityRunResult` into metadata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from thred_pipeline.entities import ChangePolicy, EntitySpec
+from thred_pipeline.sync.ledger import RETRY_FIRST, LedgerRow, SyncLedger
+from thred_pipeline.sync.records import (
+    MapContext,
+    Mapped,
+    ParentNotSynced,
+    RecordInvalid,
+    SourceRecord,
+    Status,
+    TaxCode,
+    TimeWindow,
+)
+from thred_pipeline.thred.client import ThredClient, ThredResponse
+from thred_pipeline.thred.errors import (
+    ThredAuthError,
+    ThredError,
+    ThredTransientError,
+)
+from thred_pipeline.thred.settings import ThredSettings
+from thred_pipeline.warehouse import schema as wh
+from thred_pipeline.warehouse.extract import Warehouse
+
+log = logging.getLogger("thred_pipeline.sync")
+
+SAMPLE_LIMIT = 20
+LOCAL_VALIDATION = "invalid_source_data"
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    lookback: timedelta = timedelta(hours=2)
+    chunk_size: int = 500
+    concurrency: int = 4  # in-flight requests per business
+    full_refresh: bool = False  # re-send everything; safe because creates are idempotent
+
+
+@dataclass
+class EntityRunResult:
+    """What one entity's sync did; every count is also kept per business."""
+
+    entity: str
+    window: TimeWindow
+    counts: Counter[str] = field(default_factory=Counter)
+    per_business: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    amount_cents: int = 0
+    api_calls: int = 0
+    api_writes: int = 0
+    duration_s: float = 0.0
+    samples: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    paused_businesses: dict[str, str] = field(default_factory=dict)
+
+    OUTCOMES = (
+        "created",
+        "updated",
+        "unchanged",
+        "terminal",
+        "released",
+        "deferred",
+        "rejected",
+        "drift",
+        "unknown",
+    )
+
+    def add(self, business_id: str, outcome: str, sample: dict[str, Any] | None = None) -> None:
+        self.counts[outcome] += 1
+        self.per_business[business_id][outcome] += 1
+        if sample is not None and len(self.samples[outcome]) < SAMPLE_LIMIT:
+            self.samples[outcome].append(sample)
+
+    def metrics(self) -> dict[str, int | float]:
+        """Stable numeric keys, so Dagster can plot every materialization the same way."""
+        out: dict[str, int | float] = {k: int(self.counts[k]) for k in self.OUTCOMES}
+        out.update(
+            records=int(sum(self.counts[k] for k in self.OUTCOMES if k != "released")),
+            api_calls=self.api_calls,
+            api_writes=self.api_writes,
+            duration_s=round(self.duration_s, 3),
+            amount_cents=self.amount_cents,
+            businesses=len(self.per_business),
+            paused_businesses=len(self.paused_businesses),
+        )
+        return out
+
+
+def payload_hash(mapped: Mapped, body: dict[str, Any]) -> str:
+    canonical = json.dumps(
+        {"body": body, "path": mapped.path_params},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class _BusinessState:
+    """Per-business facts looked up once per run: Thred id, currency, tax codes, accounts."""
+
+    def __init__(self, business_id: str) -> None:
+        self.business_id = business_id
+        self.thred_id: str | None = None
+        self.base_currency = ""
+        self.tax_codes: dict[str, TaxCode] | None = None
+        self.account_ids: dict[str, str] | None = None
+        self.paused: str | None = None
+        self.semaphore: asyncio.Semaphore | None = None
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        ledger: SyncLedger,
+        thred_settings: ThredSettings,
+        options: SyncOptions | None = None,
+        *,
+        client_factory: Callable[[ThredSettings], ThredClient] | None = None,
+    ) -> None:
+        self.warehouse = warehouse
+        self.ledger = ledger
+        self.thred_settings = thred_settings
+        self.options = options or SyncOptions()
+        self._client_factory = client_factory or ThredClient
+
+    def sync_entity(self, spec: EntitySpec, window: TimeWindow) -> EntityRunResult:
+        """Blocking entry point (Dagster steps and the CLI are synchronous)."""
+        return asyncio.run(self.sync_entity_async(spec, window))
+
+    async def sync_entity_async(self, spec: EntitySpec, window: TimeWindow) -> EntityRunResult:
+        started = time.monotonic()
+        result = EntityRunResult(entity=spec.name, window=window)
+        extended = TimeWindow(window.start - self.options.lookback, window.end)
+        businesses: dict[str, _BusinessState] = {}
+        async with self._client_factory(self.thred_settings) as client:
+            calls_before = _total_requests(client)
+            writes_before = _writes(client)
+            for chunk in self._work(spec, extended):
+                await self._process_chunk(spec, chunk, client, businesses, result)
+            result.api_calls = _total_requests(client) - calls_before
+            result.api_writes = _writes(client) - writes_before
+        result.paused_businesses = {b: s.paused for b, s in businesses.items() if s.paused}
+        result.duration_s = time.monotonic() - started
+        log.info(
+            "%s: %s in %.1fs (%d API calls)",
+            spec.name,
+            dict(result.counts),
+            result.duration_s,
+            result.api_calls,
+        )
+        return result
+
+    # --- work sets ---------------------------------------------------------------------------
+
+    def _work(self, spec: EntitySpec, window: TimeWindow) -> Iterator[list[SourceRecord]]:
+        size = self.options.chunk_size
+        for statuses in (RETRY_FIRST, (Status.DEFERRED,)):
+            ids = self.ledger.source_ids_with_status(spec.name, statuses)
+            for start in range(0, len(ids), size):
+                found = self.warehouse.fetch(spec, ids[start : start + size])
+                if found:
+                    yield found
+        yield from self.warehouse.iter_changed(spec, window, chunk_size=size)
+
+    async def _process_chunk(
+        self,
+        spec: EntitySpec,
+        chunk: list[SourceRecord],
+        client: ThredClient,
+        businesses: dict[str, _BusinessState],
+        result: EntityRunResult,
+    ) -> None:
+        ledger_rows = self.ledger.get_many(spec.name, (r.source_id for r in chunk))
+        parent_ids = self._parent_thred_ids(spec, chunk)
+        exempt = self._tax_exempt_customers(spec, chunk)
+        by_business: dict[str, list[SourceRecord]] = defaultdict(list)
+        for record in chunk:
+            by_business[record.business_id].append(record)
+
+        async def run_business(business_id: str, records: list[SourceRecord]) -> None:
+            state = await self._business_state(spec, business_id, client, businesses)
+            ctx = MapContext(
+                business_id=business_id,
+                base_currency=state.base_currency,
+                thred_ids=parent_ids,
+                tax_codes=state.tax_codes or {},
+                account_ids=state.account_ids or {},
+                tax_exempt_customers=exempt,
+            )
+            assert state.semaphore is not None
+
+            async def one(record: SourceRecord) -> None:
+                assert state.semaphore is not None
+                async with state.semaphore:
+                    await self._process_record(
+                        spec, record, ctx, state, ledger_rows.get(record.source_id), client, result
+                    )
+
+            await asyncio.gather(*(one(r) for r in records))
+
+        await asyncio.gather(*(run_business(b, rs) for b, rs in by_business.items()))
+
+    def _parent_thred_ids(
+        self, spec: EntitySpec, chunk: list[SourceRecord]
+    ) -> dict[tuple[str, str], str]:
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for record in chunk:
+            if spec.name != "businesses":
+                wanted["businesses"].add(record.business_id)
+            for ref in spec.refs:
+                rows = record.children.get(ref.child, []) if ref.child else [record.row]
+                for row in rows:
+                    value = row.get(ref.column)
+                    if value not in (None, ""):
+                        wanted[ref.entity].add(str(value))
+        found: dict[tuple[str, str], str] = {}
+        for entity, ids in wanted.items():
+            for source_id, thred_id in self.ledger.thred_ids(entity, ids).items():
+                found[(entity, source_id)] = thred_id
+        return found
+
+    def _tax_exempt_customers(self, spec: EntitySpec, chunk: list[SourceRecord]) -> frozenset[str]:
+        if not any(ref.entity == "customers" for ref in spec.refs):
+            return frozenset()
+        ids = {str(r.row.get("customer_id")) for r in chunk if r.row.get("customer_id")}
+        if not ids:
+            return frozenset()
+        t = wh.customers
+        with self.warehouse.engine.connect() as conn:
+            rows = conn.execute(select(t.c.id).where(t.c.id.in_(ids), t.c.tax_exempt.is_(True)))
+            return frozenset(str(r.id) for r in rows)
+
+    async def _business_state(
+        self,
+        spec: EntitySpec,
+        business_id: str,
+        client: ThredClient,
+        businesses: dict[str, _BusinessState],
+    ) -> _BusinessState:
+        state = businesses.get(business_id)
+        if state is None:
+            state = _BusinessState(business_id)
+            state.semaphore = asyncio.Semaphore(self.options.concurrency)
+            businesses[business_id] = state
+            row = self.warehouse.business(business_id)
+            state.base_currency = str(row["base_currency"]) if row else ""
+            if spec.name != "businesses":
+                state.thred_id = self.ledger.thred_ids("businesses", [business_id]).get(business_id)
+            if spec.reference_data and state.thred_id:
+                try:
+                    state.tax_codes = await _tax_codes(client, state.thred_id)
+                    state.account_ids = await _account_ids(client, state.thred_id)
+                except ThredAuthError as exc:
+                    state.paused = f"auth refused: {exc}"
+        return state
+
+    # --- one record ----------------------------------------------------------------------------
+
+    async def _process_record(
+        self,
+        spec: EntitySpec,
+        record: SourceRecord,
+        ctx: MapContext,
+        state: _BusinessState,
+        prior: LedgerRow | None,
+        client: ThredClient,
+        result: EntityRunResult,
+    ) -> None:
+        external_id = spec.external_id(record.source_id)
+        sample = {"source_id": record.source_id, "external_id": external_id}
+        outcome_args: dict[str, Any] = {
+            "entity": spec.name,
+            "source_id": record.source_id,
+            "business_id": record.business_id,
+            "external_id": external_id,
+            "source_updated_at": record.updated_at,
+        }
+        if state.paused:
+            self.ledger.record_outcome(
+                **outcome_args,
+                status=Status.DEFERRED,
+                error_code="business_paused",
+                error_message=f"business {record.business_id} paused: {state.paused}",
+            )
+            result.add(record.business_id, "deferred", {**sample, "reason": state.paused})
+            return
+        try:
+            if spec.name != "businesses" and state.thred_id is None:
+                raise ParentNotSynced("businesses", record.business_id, "business_id")
+            mapped = spec.mapper(record, ctx)
+        except ParentNotSynced as exc:
+            self.ledger.record_outcome(
+                **outcome_args,
+                status=Status.DEFERRED,
+                error_code="parent_not_synced",
+                error_message=str(exc),
+                error_details={"field": exc.field_path, "entity": exc.entity, "id": exc.source_id},
+            )
+            result.add(record.business_id, "deferred", {**sample, "reason": str(exc)})
+            return
+        except RecordInvalid as exc:
+            self.ledger.record_outcome(
+                **outcome_args,
+                status=Status.REJECTED,
+                error_code=LOCAL_VALIDATION,
+                error_message=f"{spec.label} {record.source_id}: {exc}",
+                error_details={exc.field_path: [exc.message]},
+                intended_hash=None,
+            )
+            result.add(
+                record.business_id,
+                "rejected",
+                {
+                    **sample,
+                    "code": LOCAL_VALIDATION,
+                    "field": exc.field_path,
+                    "reason": exc.message,
+                },
+            )
+            return
+
+        body = {**mapped.body, "external_id": external_id}
+        digest = payload_hash(mapped, body)
+        outcome_args["intended_hash"] = digest
+        wants_terminal = bool(spec.terminal and record.row.get(spec.terminal.column) is not None)
+        result.amount_cents += mapped.amount_cents
+        full = self.options.full_refresh
+
+        if prior is not None and not full:
+            if prior.status is Status.REJECTED and prior.intended_hash == digest:
+                result.add(
+                    record.business_id,
+                    "rejected",
+                    {**sample, "code": prior.error_code, "reason": prior.error_message},
+                )
+                return
+            if (
+                prior.thred_id
+                and prior.confirmed_hash
+                and prior.status
+                in (
+                    Status.SYNCED,
+                    Status.DRIFT,
+                )
+            ):
+                await self._apply_change(
+                    spec,
+                    record,
+                    mapped,
+                    body,
+                    digest,
+                    wants_terminal,
+                    prior,
+                    state,
+                    client,
+                    result,
+                    outcome_args,
+                    sample,
+                )
+                return
+
+        await self._create(
+            spec,
+            record,
+            mapped,
+            body,
+            digest,
+            wants_terminal,
+            prior,
+            state,
+            client,
+            result,
+            outcome_args,
+            sample,
+        )
+
+    async def _create(
+        self,
+        spec: EntitySpec,
+        record: SourceRecord,
+        mapped: Mapped,
+        body: dict[str, Any],
+        digest: str,
+        wants_terminal: bool,
+        prior: LedgerRow | None,
+        state: _BusinessState,
+        client: ThredClient,
+        result: EntityRunResult,
+        outcome_args: dict[str, Any],
+        sample: dict[str, Any],
+    ) -> None:
+        self.ledger.record_intent(
+            entity=spec.name,
+            source_id=record.source_id,
+            business_id=record.business_id,
+            external_id=body["external_id"],
+            intended_hash=digest,
+            source_updated_at=record.updated_at,
+        )
+        path = self._path(spec, spec.create_path, state, mapped.path_params)
+        response = await self._call(
+            client,
+            "POST",
+            path,
+            spec,
+            state,
+            body,
+            outcome_args,
+            sample,
+            result,
+            idempotency_key=body["external_id"] if spec.idempotency_header else None,
+        )
+        if response is None:
+            return
+        thred_id = _thred_id(spec, response)
+        released = prior is not None and prior.status is Status.DEFERRED
+        if not response.created:
+            # A replay: Thred holds whatever the first successful attempt sent. If that may
+            # differ from this payload, bring it up to date now (or flag it as drift).
+            earlier = prior.intended_hash if prior is not None else None
+            stale = earlier is not None and earlier != digest
+            updatable = spec.change_policy is not ChangePolicy.DRIFT
+            if stale or (self.options.full_refresh and updatable):
+                self.ledger.record_synced(
+                    entity=spec.name,
+                    source_id=record.source_id,
+                    thred_id=thred_id,
+                    confirmed_hash=earlier if stale and earlier else "replayed",
+                    confirmed_updated_at=record.updated_at,
+                    terminal_done=False,
+                    confirmed_body={},
+                )
+                replayed = self.ledger.get(spec.name, record.source_id)
+                assert replayed is not None
+                await self._apply_change(
+                    spec,
+                    record,
+                    mapped,
+                    body,
+                    digest,
+                    wants_terminal,
+                    replayed,
+                    state,
+                    client,
+                    result,
+                    outcome_args,
+                    sample,
+                )
+                return
+        terminal_done = False
+        if wants_terminal:
+            terminal_done = await self._terminal(
+                spec, record, thred_id, state, client, result, outcome_args, sample
+            )
+        self.ledger.record_synced(
+            entity=spec.name,
+            source_id=record.source_id,
+            thred_id=thred_id,
+            confirmed_hash=digest,
+            confirmed_updated_at=record.updated_at,
+            terminal_done=terminal_done,
+            confirmed_body=body,
+        )
+        result.add(record.business_id, "created" if response.created else "unchanged")
+        if released:
+            result.add(record.business_id, "released")
+
+    async def _apply_change(
+        self,
+        spec: EntitySpec,
+        record: SourceRecord,
+        mapped: Mapped,
+        body: dict[str, Any],
+        digest: str,
+        wants_terminal: bool,
+        prior: LedgerRow,
+        state: _BusinessState,
+        client: ThredClient,
+        result: EntityRunResult,
+        outcome_args: dict[str, Any],
+        sample: dict[str, Any],
+    ) -> None:
+        assert prior.thred_id is not None
+        thred_id = prior.thred_id
+        content_changed = digest != prior.confirmed_hash
+        terminal_pending = wants_terminal and not prior.terminal_done
+        if not content_changed and not terminal_pending:
+            if not wants_terminal and prior.terminal_done:
+                await self._drift(
+                    spec,
+                    record,
+                    body,
+                    prior,
+                    result,
+                    outcome_args,
+                    sample,
+                    f"{spec.label} was {spec.terminal.name if spec.terminal else ''}"
+                    "ed in Thred and cannot be reopened",
+                )
+                return
+            if prior.status is not Status.SYNCED or (
+                prior.confirmed_updated_at != record.updated_at
+            ):
+                self.ledger.touch_confirmed(spec.name, record.source_id, record.updated_at)
+            result.add(record.business_id, "unchanged")
+            return
+
+        if content_changed:
+            policy = spec.change_policy
+            if prior.terminal_done or policy is ChangePolicy.DRIFT:
+                reason = (
+                    f"{spec.label} is {spec.terminal.name}ed in Thred; it cannot change"
+                    if prior.terminal_done and spec.terminal
+                    else f"Thred has no update for a created {spec.label}"
+                )
+                await self._drift(spec, record, body, prior, result, outcome_args, sample, reason)
+                return
+            self.ledger.record_intent(
+                entity=spec.name,
+                source_id=record.source_id,
+                business_id=record.business_id,
+                external_id=body["external_id"],
+                intended_hash=digest,
+                source_updated_at=record.updated_at,
+            )
+            update_body = mapped.update_body if mapped.update_body is not None else body
+            if policy is ChangePolicy.UPSERT:
+                method, template, send = "POST", spec.create_path, body
+            else:
+                assert spec.update_path is not None, f"{spec.name} has no update_path"
+                method = "PUT" if policy is ChangePolicy.PUT else "PATCH"
+                template, send = spec.update_path, update_body
+            path = self._path(spec, template, state, {**mapped.path_params, "thred_id": thred_id})
+            response = await self._call(
+                client, method, path, spec, state, send, outcome_args, sample, result
+            )
+            if response is None:
+                return
+        terminal_done = prior.terminal_done
+        if terminal_pending:
+            terminal_done = await self._terminal(
+                spec, record, thred_id, state, client, result, outcome_args, sample
+            )
+            if not terminal_done:
+                return
+        self.ledger.record_synced(
+            entity=spec.name,
+            source_id=record.source_id,
+            thred_id=thred_id,
+            confirmed_hash=digest,
+            confirmed_updated_at=record.updated_at,
+            terminal_done=terminal_done,
+            confirmed_body=body,
+        )
+        result.add(record.business_id, "updated" if content_changed else "terminal")
+
+    async def _terminal(
+        self,
+        spec: EntitySpec,
+        record: SourceRecord,
+        thred_id: str,
+        state: _BusinessState,
+        client: ThredClient,
+        result: EntityRunResult,
+        outcome_args: dict[str, Any],
+        sample: dict[str, Any],
+    ) -> bool:
+        assert spec.terminal is not None
+        path = self._path(spec, spec.terminal.path, state, {"thred_id": thred_id})
+        response = await self._call(
+            client, "POST", path, spec, state, {}, outcome_args, sample, result, thred_id=thred_id
+        )
+        return response is not None
+
+    async def _drift(
+        self,
+        spec: EntitySpec,
+        record: SourceRecord,
+        body: dict[str, Any],
+        prior: LedgerRow,
+        result: EntityRunResult,
+        outcome_args: dict[str, Any],
+        sample: dict[str, Any],
+        reason: str,
+    ) -> None:
+        confirmed = self.ledger.confirmed_body(spec.name, record.source_id) or {}
+        changed = sorted(k for k in set(body) | set(confirmed) if body.get(k) != confirmed.get(k))
+        message = (
+            f"{spec.label} {record.source_id} changed after sync ({', '.join(changed)}): {reason}"
+        )
+        self.ledger.record_outcome(
+            **outcome_args,
+            status=Status.DRIFT,
+            error_code="drift",
+            error_message=message,
+            error_details={
+                k: {"thred": confirmed.get(k), "warehouse": body.get(k)} for k in changed
+            },
+            thred_id=prior.thred_id,
+        )
+        result.add(record.business_id, "drift", {**sample, "fields": changed, "reason": reason})
+
+    async def _call(
+        self,
+        client: ThredClient,
+        method: str,
+        path: str,
+        spec: EntitySpec,
+        state: _BusinessState,
+        body: dict[str, Any],
+        outcome_args: dict[str, Any],
+        sample: dict[str, Any],
+        result: EntityRunResult,
+        *,
+        idempotency_key: str | None = None,
+        thred_id: str | None = None,
+    ) -> ThredResponse | None:
+        """One request; any failure is written to the ledger and ``None`` returned."""
+        business = None if spec.partner_scoped else state.thred_id
+        business_id = outcome_args["business_id"]
+        try:
+            return await client.request(
+                method, path, business_id=business, json=body, idempotency_key=idempotency_key
+            )
+        except ThredAuthError as exc:
+            state.paused = f"auth refused ({exc.status}, {exc.error_code})"
+            self.ledger.record_outcome(
+                **outcome_args,
+                status=Status.DEFERRED,
+                error_code="business_paused",
+                error_message=str(exc),
+                thred_id=thred_id,
+            )
+            result.add(business_id, "deferred", {**sample, "reason": state.paused})
+        except ThredTransientError as exc:
+            self.ledger.record_outcome(
+                **outcome_args,
+                status=Status.UNKNOWN,
+                error_code=exc.error_code
+                or ("uncertain" if exc.outcome_uncertain else "transient"),
+                error_message=str(exc),
+                thred_id=thred_id,
+            )
+            result.add(business_id, "unknown", {**sample, "reason": str(exc)})
+        except ThredError as exc:
+            self.ledger.record_outcome(
+                **outcome_args,
+                status=Status.REJECTED,
+                error_code=exc.error_code or "rejected",
+                error_message=f"{spec.label} {outcome_args['source_id']}: {exc}",
+                error_details=exc.details,
+                thred_id=thred_id,
+            )
+            result.add(
+                business_id,
+                "rejected",
+                {**sample, "code": exc.error_code, "reason": exc.message, "details": exc.details},
+            )
+        return None
+
+    def _path(
+        self, spec: EntitySpec, template: str, state: _BusinessState, params: dict[str, str]
+    ) -> str:
+        relative = template.format(**params)
+        if spec.partner_scoped:
+            return relative
+        return f"businesses/{state.thred_id}/{relative}"
+
+
+def _thred_id(spec: EntitySpec, response: ThredResponse) -> str:
+    body = _body_of(spec, response)
+    value = body.get("id")
+    if not value:
+        raise ThredError(f"{spec.label} response has no id", status=response.status_code)
+    return str(value)
+
+
+def _body_of(spec: EntitySpec, response: ThredResponse) -> dict[str, Any]:
+    body = response.body if isinstance(response.body, dict) else {}
+    if spec.response_key and isinstance(body.get(spec.response_key), dict):
+        inner: dict[str, Any] = body[spec.response_key]
+        return inner
+    return body
+
+
+async def _tax_codes(client: ThredClient, thred_business_id: str) -> dict[str, TaxCode]:
+    response = await client.request(
+        "GET", f"businesses/{thred_business_id}/tax-codes/", business_id=thred_business_id
+    )
+    codes = response.body.get("tax_codes", []) if isinstance(response.body, dict) else []
+    return {
+        str(c["code"]): TaxCode(str(c["code"]), Decimal(str(c["rate"])), bool(c["is_active"]))
+        for c in codes
+    }
+
+
+async def _account_ids(client: ThredClient, thred_business_id: str) -> dict[str, str]:
+    accounts: dict[str, str] = {}
+    async for account in client.iter_pages(
+        f"businesses/{thred_business_id}/general-ledger/chart-of-accounts/",
+        business_id=thred_business_id,
+    ):
+        accounts[str(account["code"])] = str(account["id"])
+    return accounts
+
+
+def _total_requests(client: ThredClient) -> int:
+    return int(client.stats.requests)
+
+
+def _writes(client: ThredClient) -> int:
+    return int(client.stats.writes)
+
+
+def iter_specs(names: Iterable[str] | None = None) -> list[EntitySpec]:
+    from thred_pipeline import entities
+
+    specs = entities.sync_order()
+    if names is None:
+        return specs
+    wanted = set(names)
+    return [s for s in specs if s.name in wanted]

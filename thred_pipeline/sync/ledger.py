@@ -1,0 +1,474 @@
+"""The sync ledger: one row per (entity, source id) recording what Thred has confirmed.
+
+It is the heart of "exactly once": the intent (``pending`` + the hash about to be sent) is
+committed before the request and the outcome after it, so a crash or a dropped connection
+leaves evidence that the next run resolves by re-sending with the same external_id. Works on
+PostgreSQL (production) and SQLite (embedded default) through SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from thred_pipeline.sync.records import Status
+
+metadata = MetaData()
+
+ledger_table = Table(
+    "thred_sync_ledger",
+    metadata,
+    Column("entity", String(64), primary_key=True),
+    Column("source_id", String(128), primary_key=True),
+    Column("business_id", String(128), nullable=False),
+    Column("external_id", String(255), nullable=False),
+    Column("thred_id", String(128)),
+    Column("status", String(16), nullable=False),
+    Column("intended_hash", String(64)),  # hash of the payload last attempted
+    Column("confirmed_hash", String(64)),  # hash of the payload Thred confirmed
+    Column("terminal_done", Boolean, nullable=False, default=False),  # voided / archived
+    Column("source_updated_at", DateTime(timezone=True)),  # warehouse version last seen
+    Column("confirmed_updated_at", DateTime(timezone=True)),  # warehouse version Thred holds
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error_code", String(64)),
+    Column("error_message", Text),
+    Column("error_details", Text),  # JSON
+    Column("confirmed_body", Text),  # JSON of the payload Thred confirmed, to explain drift
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("status_since", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("synced_at", DateTime(timezone=True)),
+)
+Index("ix_ledger_entity_status", ledger_table.c.entity, ledger_table.c.status)
+Index("ix_ledger_entity_business", ledger_table.c.entity, ledger_table.c.business_id)
+
+RETRY_FIRST = (Status.PENDING, Status.UNKNOWN)  # uncertain outcomes: resolve before new work
+RETRY_EVERY_RUN = (Status.PENDING, Status.UNKNOWN, Status.DEFERRED)
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    entity: str
+    source_id: str
+    business_id: str
+    external_id: str
+    thred_id: str | None
+    status: Status
+    intended_hash: str | None
+    confirmed_hash: str | None
+    terminal_done: bool
+    source_updated_at: datetime | None
+    confirmed_updated_at: datetime | None
+    attempts: int
+    error_code: str | None
+    error_message: str | None
+    error_details: dict[str, Any] | None
+    first_seen_at: datetime
+    status_since: datetime
+    synced_at: datetime | None
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[str, Any]) -> LedgerRow:
+        details = row["error_details"]
+        return cls(
+            entity=row["entity"],
+            source_id=row["source_id"],
+            business_id=row["business_id"],
+            external_id=row["external_id"],
+            thred_id=row["thred_id"],
+            status=Status(row["status"]),
+            intended_hash=row["intended_hash"],
+            confirmed_hash=row["confirmed_hash"],
+            terminal_done=bool(row["terminal_done"]),
+            source_updated_at=_aware(row["source_updated_at"]),
+            confirmed_updated_at=_aware(row["confirmed_updated_at"]),
+            attempts=int(row["attempts"]),
+            error_code=row["error_code"],
+            error_message=row["error_message"],
+            error_details=json.loads(details) if details else None,
+            first_seen_at=_aware(row["first_seen_at"]) or _now(),
+            status_since=_aware(row["status_since"]) or _now(),
+            synced_at=_aware(row["synced_at"]),
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def create_ledger_engine(url: str) -> Engine:
+    """An engine for the ledger; SQLite gets WAL and a busy timeout so readers never block."""
+    if url.startswith("sqlite"):
+        from pathlib import Path
+
+        database = url.split("///", 1)[-1] if "///" in url else ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class SyncLedger:
+    """Durable per-record sync state. Every write commits on its own: write-ahead matters more
+    than throughput, and a commit per record is cheap next to an HTTP round trip."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str) -> SyncLedger:
+        ledger = cls(create_ledger_engine(url))
+        ledger.create_schema()
+        return ledger
+
+    def create_schema(self) -> None:
+        metadata.create_all(self.engine)
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def get_many(self, entity: str, source_ids: Iterable[str]) -> dict[str, LedgerRow]:
+        ids = list(dict.fromkeys(source_ids))
+        found: dict[str, LedgerRow] = {}
+        t = ledger_table
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = conn.execute(
+                    select(t).where(t.c.entity == entity, t.c.source_id.in_(chunk))
+                ).mappings()
+                for row in rows:
+                    found[row["source_id"]] = LedgerRow.from_mapping(row)
+        return found
+
+    def get(self, entity: str, source_id: str) -> LedgerRow | None:
+        return self.get_many(entity, [source_id]).get(source_id)
+
+    def thred_ids(self, entity: str, source_ids: Iterable[str]) -> dict[str, str]:
+        """Thred ids of records that exist in Thred (synced, drift, or created then rejected)."""
+        ids = [i for i in dict.fromkeys(source_ids) if i]
+        out: dict[str, str] = {}
+        t = ledger_table
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = conn.execute(
+                    select(t.c.source_id, t.c.thred_id).where(
+                        t.c.entity == entity, t.c.source_id.in_(chunk), t.c.thred_id.is_not(None)
+                    )
+                )
+                out.update({r.source_id: r.thred_id for r in rows})
+        return out
+
+    def source_ids_with_status(
+        self, entity: str, statuses: Sequence[Status], business_id: str | None = None
+    ) -> list[str]:
+        t = ledger_table
+        query = select(t.c.source_id).where(
+            t.c.entity == entity, t.c.status.in_([s.value for s in statuses])
+        )
+        if business_id is not None:
+            query = query.where(t.c.business_id == business_id)
+        with self.engine.connect() as conn:
+            return [r.source_id for r in conn.execute(query.order_by(t.c.source_id))]
+
+    def iter_rows(
+        self,
+        entity: str | None = None,
+        *,
+        statuses: Sequence[Status] | None = None,
+        business_id: str | None = None,
+    ) -> Iterator[LedgerRow]:
+        t = ledger_table
+        query = select(t)
+        if entity is not None:
+            query = query.where(t.c.entity == entity)
+        if statuses is not None:
+            query = query.where(t.c.status.in_([s.value for s in statuses]))
+        if business_id is not None:
+            query = query.where(t.c.business_id == business_id)
+        with self.engine.connect() as conn:
+            for row in conn.execute(query.order_by(t.c.entity, t.c.source_id)).mappings():
+                yield LedgerRow.from_mapping(row)
+
+    def status_counts(
+        self, entity: str | None = None, business_id: str | None = None
+    ) -> dict[str, int]:
+        t = ledger_table
+        query = select(t.c.status, func.count()).group_by(t.c.status)
+        if entity is not None:
+            query = query.where(t.c.entity == entity)
+        if business_id is not None:
+            query = query.where(t.c.business_id == business_id)
+        counts = {s.value: 0 for s in Status}
+        with self.engine.connect() as conn:
+            for status, n in conn.execute(query):
+                counts[status] = int(n)
+        return counts
+
+    def created_counts(self, entity: str) -> dict[str, int]:
+        """Per business, how many records of the entity exist in Thred by our account."""
+        t = ledger_table
+        query = (
+            select(t.c.business_id, func.count())
+            .where(t.c.entity == entity, t.c.thred_id.is_not(None))
+            .group_by(t.c.business_id)
+        )
+        with self.engine.connect() as conn:
+            return {b: int(n) for b, n in conn.execute(query)}
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def record_intent(
+        self,
+        *,
+        entity: str,
+        source_id: str,
+        business_id: str,
+        external_id: str,
+        intended_hash: str,
+        source_updated_at: datetime,
+    ) -> None:
+        """Write-ahead: committed before the request leaves, so a crash leaves ``pending``."""
+        now = _now()
+        t = ledger_table
+        values = {
+            "entity": entity,
+            "source_id": source_id,
+            "business_id": business_id,
+            "external_id": external_id,
+            "status": Status.PENDING.value,
+            "intended_hash": intended_hash,
+            "terminal_done": False,
+            "source_updated_at": source_updated_at,
+            "attempts": 1,
+            "first_seen_at": now,
+            "status_since": now,
+            "updated_at": now,
+        }
+        on_conflict = {
+            "status": Status.PENDING.value,
+            "intended_hash": intended_hash,
+            "source_updated_at": source_updated_at,
+            "attempts": t.c.attempts + 1,
+            "status_since": now,
+            "updated_at": now,
+        }
+        self._upsert(values, on_conflict)
+
+    def record_synced(
+        self,
+        *,
+        entity: str,
+        source_id: str,
+        thred_id: str,
+        confirmed_hash: str,
+        confirmed_updated_at: datetime,
+        terminal_done: bool,
+        confirmed_body: Mapping[str, Any],
+    ) -> None:
+        now = _now()
+        self._update(
+            entity,
+            source_id,
+            status=Status.SYNCED.value,
+            thred_id=thred_id,
+            confirmed_hash=confirmed_hash,
+            confirmed_updated_at=confirmed_updated_at,
+            terminal_done=terminal_done,
+            confirmed_body=json.dumps(dict(confirmed_body), sort_keys=True, default=str),
+            attempts=0,
+            error_code=None,
+            error_message=None,
+            error_details=None,
+            synced_at=now,
+        )
+
+    def record_outcome(
+        self,
+        *,
+        entity: str,
+        source_id: str,
+        business_id: str,
+        external_id: str,
+        status: Status,
+        error_code: str | None,
+        error_message: str,
+        error_details: Mapping[str, Any] | None = None,
+        intended_hash: str | None = None,
+        source_updated_at: datetime | None = None,
+        thred_id: str | None = None,
+    ) -> None:
+        """Unknown, deferred, rejected or drift, with the reason a human needs to act on it."""
+        now = _now()
+        details = (
+            json.dumps(dict(error_details), sort_keys=True, default=str) if error_details else None
+        )
+        values: dict[str, Any] = {
+            "entity": entity,
+            "source_id": source_id,
+            "business_id": business_id,
+            "external_id": external_id,
+            "status": status.value,
+            "intended_hash": intended_hash,
+            "terminal_done": False,
+            "source_updated_at": source_updated_at,
+            "attempts": 1,
+            "error_code": error_code,
+            "error_message": error_message[:4000],
+            "error_details": details,
+            "first_seen_at": now,
+            "status_since": now,
+            "updated_at": now,
+        }
+        on_conflict: dict[str, Any] = {
+            "status": status.value,
+            "error_code": error_code,
+            "error_message": error_message[:4000],
+            "error_details": details,
+            "updated_at": now,
+        }
+        if intended_hash is not None:
+            on_conflict["intended_hash"] = intended_hash
+        if source_updated_at is not None:
+            on_conflict["source_updated_at"] = source_updated_at
+        if thred_id is not None:
+            values["thred_id"] = thred_id
+            on_conflict["thred_id"] = thred_id
+        self._upsert(values, on_conflict, keep_status_since_for=status)
+
+    def touch_confirmed(self, entity: str, source_id: str, source_updated_at: datetime) -> None:
+        """The warehouse row was re-saved without a change Thred would see: note the version."""
+        self._update(
+            entity,
+            source_id,
+            status=Status.SYNCED.value,
+            source_updated_at=source_updated_at,
+            confirmed_updated_at=source_updated_at,
+        )
+
+    def confirmed_body(self, entity: str, source_id: str) -> dict[str, Any] | None:
+        t = ledger_table
+        with self.engine.connect() as conn:
+            raw = conn.execute(
+                select(t.c.confirmed_body).where(t.c.entity == entity, t.c.source_id == source_id)
+            ).scalar_one_or_none()
+        return json.loads(raw) if raw else None
+
+    def release_for_retry(
+        self, entity: str | None = None, source_ids: Sequence[str] | None = None
+    ) -> int:
+        """On-demand quarantine retry: forget the rejected hash so the next run re-sends."""
+        t = ledger_table
+        query = update(t).where(t.c.status == Status.REJECTED.value)
+        if entity is not None:
+            query = query.where(t.c.entity == entity)
+        if source_ids is not None:
+            query = query.where(t.c.source_id.in_(list(source_ids)))
+        with self.engine.begin() as conn:
+            result = conn.execute(query.values(intended_hash=None, updated_at=_now()))
+            return int(result.rowcount or 0)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _update(self, entity: str, source_id: str, **values: Any) -> None:
+        t = ledger_table
+        now = _now()
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                select(t.c.status).where(t.c.entity == entity, t.c.source_id == source_id)
+            ).scalar_one_or_none()
+            if current is None:
+                raise KeyError(f"no ledger row for {entity} {source_id!r}")
+            if current != values.get("status", current):
+                values["status_since"] = now
+            conn.execute(
+                update(t)
+                .where(and_(t.c.entity == entity, t.c.source_id == source_id))
+                .values(updated_at=now, **values)
+            )
+
+    def _upsert(
+        self,
+        values: dict[str, Any],
+        on_conflict: dict[str, Any],
+        keep_status_since_for: Status | None = None,
+    ) -> None:
+        t = ledger_table
+        if keep_status_since_for is not None:
+            # status_since only moves when the status actually changes, so "deferred for 3 days"
+            # stays true across runs that defer the same record again.
+            from sqlalchemy import case
+
+            on_conflict["status_since"] = case(
+                (t.c.status == keep_status_since_for.value, t.c.status_since),
+                else_=values["status_since"],
+            )
+        dialect = self.engine.dialect.name
+        with self.engine.begin() as conn:
+            if dialect == "postgresql":
+                pg_stmt = pg_insert(t).values(**values)
+                conn.execute(
+                    pg_stmt.on_conflict_do_update(
+                        index_elements=[t.c.entity, t.c.source_id], set_=on_conflict
+                    )
+                )
+            elif dialect == "sqlite":
+                lite_stmt = sqlite_insert(t).values(**values)
+                conn.execute(
+                    lite_stmt.on_conflict_do_update(
+                        index_elements=[t.c.entity, t.c.source_id], set_=on_conflict
+                    )
+                )
+            else:  # portable fallback: read then write inside one transaction
+                exists = conn.execute(
+                    select(t.c.status).where(
+                        t.c.entity == values["entity"], t.c.source_id == values["source_id"]
+                    )
+                ).first()
+                if exists is None:
+                    conn.execute(t.insert().values(**values))
+                else:
+                    conn.execute(
+                        update(t)
+                        .where(t.c.entity == values["entity"], t.c.source_id == values["source_id"])
+                        .values(**on_conflict)
+                    )

@@ -1,0 +1,151 @@
+"""Money and quantity arithmetic, mirroring how Thred is inferred to compute line amounts.
+
+This is the one place that encodes Thred's rounding. The contract (docs/thred-api.md, 2.5 and
+4.3) documents integer minor units but not the rounding mode; we *infer* ROUND_HALF_UP (half
+away from zero, ``Decimal`` semantics) for
+
+- a line's gross amount: ``quantity * unit_price`` rounded to whole cents,
+- a line's tax: ``net * rate`` rounded to whole cents, compared with the warehouse's explicit
+  tax amount within ±1 cent (``TAX_TOLERANCE_CENTS``).
+
+If Thred documents a different rule, change it here and nowhere else.
+
+Cents are never negative in anything thred-pipeline sends (credits are their own documents), so
+the helpers refuse negative input instead of silently producing a negative total.
+"""
+
+from __future__ import annotations
+
+import numbers
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from thred_pipeline.sync.records import RecordInvalid
+
+__all__ = [
+    "MAX_CENTS",
+    "MAX_QUANTITY",
+    "QUANTITY_DECIMALS",
+    "TAX_TOLERANCE_CENTS",
+    "line_gross_cents",
+    "line_net_cents",
+    "round_half_up",
+    "tax_cents",
+    "to_cents",
+    "to_quantity",
+]
+
+ROUNDING = ROUND_HALF_UP
+TAX_TOLERANCE_CENTS = 1  # [inferred] contract 4.3: "rounding tolerance", value not documented
+QUANTITY_DECIMALS = 4  # warehouse Numeric(18, 4); Thred's own precision is not documented
+MAX_QUANTITY = Decimal(10) ** 14  # Numeric(18, 4) leaves 14 integer digits
+MAX_CENTS = 2**63 - 1  # a signed 64-bit column on both sides (warehouse BigInteger)
+_FLOAT_EXACT = 2**53  # above this a float no longer holds every whole number exactly
+
+
+def round_half_up(value: Decimal) -> int:
+    """Round to a whole number, halves away from zero (2.5 → 3, -2.5 → -3)."""
+    if not value.is_finite():
+        raise ValueError(f"cannot round {value} to whole cents")
+    return int(value.to_integral_value(rounding=ROUNDING))
+
+
+def line_gross_cents(quantity: Decimal, unit_price_cents: int) -> int:
+    """``quantity * unit_price`` in whole cents, before any discount."""
+    if quantity < 0:
+        raise ValueError(f"quantity must not be negative (got {quantity})")
+    if unit_price_cents < 0:
+        raise ValueError(f"unit price must not be negative (got {unit_price_cents})")
+    return round_half_up(quantity * Decimal(unit_price_cents))
+
+
+def line_net_cents(quantity: Decimal, unit_price_cents: int, discount_cents: int) -> int:
+    """A line's taxable amount: rounded gross minus the line discount; never negative."""
+    gross = line_gross_cents(quantity, unit_price_cents)
+    if discount_cents < 0:
+        raise ValueError(f"discount must not be negative (got {discount_cents})")
+    if discount_cents > gross:
+        raise ValueError(f"discount {discount_cents} exceeds the line amount {gross}")
+    return gross - discount_cents
+
+
+def tax_cents(net: int, rate: Decimal) -> int:
+    """Tax Thred computes for a line: ``net * rate`` (rate is a fraction, 0.20 = 20%)."""
+    if net < 0:
+        raise ValueError(f"net amount must not be negative (got {net})")
+    if not rate.is_finite() or rate < 0:
+        raise ValueError(f"tax rate must be a non-negative fraction (got {rate})")
+    return round_half_up(Decimal(net) * rate)
+
+
+def to_cents(value: Any, field_path: str, *, minimum: int = 0) -> int:
+    """A warehouse money value as integer minor units, or ``RecordInvalid`` naming the field.
+
+    Accepts ints and whole-valued Decimals/floats (some drivers and dataframes hand back
+    ``100.0``); refuses text, booleans, fractions of a cent, NaN/Infinity and values below
+    ``minimum`` (0 by default: cents are never negative here).
+    """
+    if value is None:
+        raise RecordInvalid(field_path, "is required (integer cents)")
+    if isinstance(value, bool):
+        raise RecordInvalid(field_path, f"must be integer cents, not a boolean ({value})")
+    if isinstance(value, str):
+        raise RecordInvalid(field_path, f"must be integer cents, not text ({value!r})")
+    cents: int
+    if isinstance(value, numbers.Integral):
+        cents = int(value)
+    elif isinstance(value, float | Decimal):
+        exact = Decimal(value)
+        if not exact.is_finite():
+            raise RecordInvalid(field_path, f"must be a finite number of cents, got {value}")
+        if isinstance(value, float) and abs(value) >= _FLOAT_EXACT:
+            raise RecordInvalid(field_path, f"{value!r} is too large to be exact as a float")
+        if exact != exact.to_integral_value():
+            raise RecordInvalid(
+                field_path, f"must be whole cents (integer minor units), got {value}"
+            )
+        cents = int(exact)
+    else:
+        raise RecordInvalid(
+            field_path, f"must be integer cents, got {type(value).__name__} ({value!r})"
+        )
+    if cents < minimum:
+        if minimum == 1:
+            raise RecordInvalid(field_path, f"must be at least 1 cent, got {cents}")
+        raise RecordInvalid(field_path, f"must not be negative, got {cents}")
+    if cents > MAX_CENTS:
+        raise RecordInvalid(field_path, f"{cents} is larger than a 64-bit amount allows")
+    return cents
+
+
+def to_quantity(value: Any, field_path: str) -> Decimal:
+    """A line quantity as a Decimal: a finite number > 0 with at most 4 decimal places."""
+    if value is None:
+        raise RecordInvalid(field_path, "is required")
+    if isinstance(value, bool):
+        raise RecordInvalid(field_path, f"must be a number, not a boolean ({value})")
+    if isinstance(value, str):
+        raise RecordInvalid(field_path, f"must be a number, not text ({value!r})")
+    quantity: Decimal
+    if isinstance(value, Decimal):
+        quantity = value
+    elif isinstance(value, numbers.Integral):
+        quantity = Decimal(int(value))
+    elif isinstance(value, float):
+        quantity = Decimal(repr(value))  # the shortest decimal that round-trips: 1.5, not 1.49…
+    else:
+        raise RecordInvalid(field_path, f"must be a number, got {type(value).__name__} ({value!r})")
+    if not quantity.is_finite():
+        raise RecordInvalid(field_path, f"must be a finite number, got {value}")
+    if quantity <= 0:
+        raise RecordInvalid(field_path, f"must be greater than 0, got {quantity}")
+    if quantity >= MAX_QUANTITY:
+        raise RecordInvalid(field_path, f"{quantity} is too large (limit {MAX_QUANTITY})")
+    exponent = quantity.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)  # finite, so never 'n'/'N'/'F'
+    if -exponent > QUANTITY_DECIMALS:
+        raise RecordInvalid(
+            field_path,
+            f"has more than {QUANTITY_DECIMALS} decimal places ({quantity})",
+        )
+    return quantity

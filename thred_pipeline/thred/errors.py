@@ -1,0 +1,145 @@
+"""Exceptions raised by the Thred client.
+
+The class tells the caller what to do with the record, so the sync engine never has to look
+at status codes:
+
+- ``ThredValidationError``: Thred rejected the payload (4xx). Permanent; quarantine the row.
+- ``ThredNotFoundError``: 404. The referenced object does not exist (or is not the partner's).
+- ``ThredAuthError``: credentials are refused. With ``business_id`` set, pause that
+  business only; with ``business_id=None`` the partner credentials themselves failed.
+- ``ThredTransientError``: retries were exhausted. ``outcome_uncertain`` says whether a
+  write may have been applied; if so, re-send later with the same external_id /
+  Idempotency-Key instead of assuming it failed.
+
+Only the request method and URL path are kept: never headers, tokens, keys or query strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ThredAuthError",
+    "ThredError",
+    "ThredNotFoundError",
+    "ThredTransientError",
+    "ThredValidationError",
+]
+
+_MAX_MESSAGE_CHARS = 500
+
+
+class ThredError(Exception):
+    """Base class: a Thred request did not produce a usable 2xx response."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_code: str | None = None,
+        details: dict[str, Any] | None = None,
+        method: str = "",
+        path: str = "",
+        business_id: str | None = None,
+    ) -> None:
+        if len(message) > _MAX_MESSAGE_CHARS:
+            message = message[:_MAX_MESSAGE_CHARS] + "…"
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.error_code = error_code
+        self.details: dict[str, Any] = dict(details or {})
+        self.method = method
+        self.path = path
+        self.business_id = business_id
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "error_code": self.error_code,
+            "details": self.details,
+            "method": self.method,
+            "path": self.path,
+            "business_id": self.business_id,
+        }
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.path}".strip()
+        status = "no response" if self.status is None else f"HTTP {self.status}"
+        code = f" [{self.error_code}]" if self.error_code else ""
+        return f"{where}: {status}{code}: {self.message}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(message={self.message!r}, status={self.status!r}, "
+            f"error_code={self.error_code!r}, method={self.method!r}, path={self.path!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructors do not survive the default Exception pickling, and
+        # process-based executors pickle exceptions.
+        return (_rebuild, (type(self), self.message, self._fields()))
+
+
+def _rebuild(cls: type[ThredError], message: str, fields: dict[str, Any]) -> ThredError:
+    return cls(message, **fields)
+
+
+class ThredValidationError(ThredError):
+    """4xx other than 401/403/404/429: the request itself is wrong. Never retried."""
+
+
+class ThredNotFoundError(ThredError):
+    """404: the object (or business) does not exist or does not belong to this partner."""
+
+
+class ThredAuthError(ThredError):
+    """401 that survived one token renewal, or 403: stop calling for this business."""
+
+
+class ThredTransientError(ThredError):
+    """Retries exhausted (or the retry budget spent) on 5xx / 429 / timeouts / network errors.
+
+    ``outcome_uncertain`` is True when any attempt may have reached Thred (read timeout,
+    connection dropped after sending, 5xx, unreadable 2xx): a write may have been applied.
+    It is False when nothing can have been processed (connect errors, 429 only).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        outcome_uncertain: bool,
+        attempts: int = 1,
+        status: int | None = None,
+        error_code: str | None = None,
+        details: dict[str, Any] | None = None,
+        method: str = "",
+        path: str = "",
+        business_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            status=status,
+            error_code=error_code,
+            details=details,
+            method=method,
+            path=path,
+            business_id=business_id,
+        )
+        self.outcome_uncertain = outcome_uncertain
+        self.attempts = attempts
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            **super()._fields(),
+            "outcome_uncertain": self.outcome_uncertain,
+            "attempts": self.attempts,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"{super().__repr__()[:-1]}, outcome_uncertain={self.outcome_uncertain!r}, "
+            f"attempts={self.attempts!r})"
+        )
