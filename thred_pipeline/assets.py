@@ -6,12 +6,13 @@ separate asset because a staged copy of the window would double the IO and break
 The warehouse tables appear as external assets so the lineage reads warehouse -> Thred.
 """
 
-
 import json
 from typing import Any
 
 import dagster as dg
+from sqlalchemy.exc import OperationalError
 
+from thred_pipeline.checks import check_specs, evaluate
 from thred_pipeline.entities import EntitySpec, sync_order
 from thred_pipeline.partitions import daily_partitions
 from thred_pipeline.resources import (
@@ -20,15 +21,20 @@ from thred_pipeline.resources import (
     ThredResource,
     WarehouseResource,
     build_engine,
+    build_reconciler,
 )
 from thred_pipeline.sync.engine import EntityRunResult
 from thred_pipeline.sync.records import TimeWindow
+from thred_pipeline.thred.errors import ThredTransientError
 
 THRED_POOL = "thred_api"
 
 TRANSIENT_RETRY = dg.RetryPolicy(
     max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
+
+
+TRANSIENT = (ThredTransientError, OperationalError)  # retried by TRANSIENT_RETRY
 
 
 class UncertainOutcomes(Exception):
@@ -95,6 +101,7 @@ def build_push_asset(spec: EntitySpec) -> dg.AssetsDefinition:
             f"changes after creation: {spec.change_policy.value}."
         ),
         tags={"thred/entity": spec.name},
+        check_specs=check_specs(spec, asset_key(spec)),
     )
     def push(
         context: dg.AssetExecutionContext,
@@ -102,17 +109,26 @@ def build_push_asset(spec: EntitySpec) -> dg.AssetsDefinition:
         ledger: LedgerResource,
         thred: ThredResource,
         sync: SyncResource,
-    ) -> dg.MaterializeResult[Any]:
+    ) -> dg.MaterializeResult:  # type: ignore[type-arg]
         start, end = context.partition_time_window
         window = TimeWindow(start, end)
-        result = build_engine(warehouse, ledger, thred, sync).sync_entity(spec, window)
+        try:
+            result = build_engine(warehouse, ledger, thred, sync).sync_entity(spec, window)
+        except TRANSIENT as exc:
+            raise UncertainOutcomes(f"{spec.name}: transient failure, will retry: {exc}") from None
+        except Exception as exc:  # a bug or bad configuration: retrying cannot help
+            raise dg.Failure(
+                description=f"{spec.name} sync failed: {type(exc).__name__}: {exc}",
+                allow_retries=False,
+            ) from exc
         context.log.info(f"{spec.name}: {dict(result.counts)} ({result.api_calls} API calls)")
         if result.counts["unknown"]:
             raise UncertainOutcomes(
                 f"{result.counts['unknown']} {spec.label} writes have an uncertain outcome; "
                 "retrying re-sends them with the same external_id first"
             )
-        return dg.MaterializeResult(metadata=result_metadata(result))
+        checks = evaluate(spec, window, build_reconciler(warehouse, ledger, thred), ledger.ledger())
+        return dg.MaterializeResult(metadata=result_metadata(result), check_results=checks)
 
     return push
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import dagster as dg
 
 from thred_pipeline.assets import PUSH_ASSETS, WAREHOUSE_ASSETS
-from thred_pipeline.checks import ALL_CHECKS
 from thred_pipeline.jobs import nightly_sync_job
 from thred_pipeline.resources import default_resources
 from thred_pipeline.schedules import nightly_sync_schedule
 
 defs = dg.Definitions(
     assets=[*WAREHOUSE_ASSETS, *PUSH_ASSETS],
-    asset_checks=ALL_CHECKS,
     jobs=[nightly_sync_job],
     schedules=[nightly_sync_schedule],
     resources=default_resources(),

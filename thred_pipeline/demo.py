@@ -8,6 +8,7 @@ policy — against a local DAGSTER_HOME, and prints what happened and the reconc
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -27,6 +28,7 @@ from thred_pipeline.sandbox.server import start_sandbox
 from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline.warehouse.seed import SeedConfig, seed_warehouse
 
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 COUNTED = ("created", "updated", "terminal", "unchanged", "deferred", "rejected", "drift")
 
 
@@ -83,16 +85,40 @@ def run_demo(
     *,
     port: int = config.DEFAULT_SANDBOX_PORT,
     reseed: bool = False,
+    seed: SeedConfig | None = None,
     out: TextIO = sys.stdout,
 ) -> DemoReport:
     home = home.resolve()
     (home / "dagster_home").mkdir(parents=True, exist_ok=True)
     env = demo_environment(home, port)
-    os.environ.update(env)
+    previous = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # Dagster resources resolve EnvVar from the process environment
+    try:
+        return _run(home, env, port=port, reseed=reseed, seed=seed, out=out)
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _run(
+    home: Path,
+    env: dict[str, str],
+    *,
+    port: int,
+    reseed: bool,
+    seed: SeedConfig | None,
+    out: TextIO,
+) -> DemoReport:
     (home / "demo.env").write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
+    instance_yaml = home / "dagster_home" / "dagster.yaml"
+    if not instance_yaml.exists():
+        instance_yaml.write_text("telemetry:\n  enabled: false\n")
 
     if reseed or not (home / "warehouse.db").exists():
-        counts = seed_warehouse(env["THRED_WAREHOUSE_URL"], SeedConfig())
+        counts = seed_warehouse(env["THRED_WAREHOUSE_URL"], seed or SeedConfig())
         print(f"Seeded the demo warehouse: {sum(counts.values())} rows", file=out)
     days = partition_days(env["THRED_WAREHOUSE_URL"])
 
@@ -102,6 +128,8 @@ def run_demo(
     from thred_pipeline.definitions import defs
     from thred_pipeline.jobs import NIGHTLY_JOB_NAME
 
+    # One line per partition is printed below; per-asset engine lines would drown it.
+    logging.getLogger("thred_pipeline").setLevel(logging.WARNING)
     report = DemoReport()
     started = time.monotonic()
     sandbox = start_sandbox(SandboxConfig(data_dir=home / "sandbox"), port=port)
@@ -119,6 +147,7 @@ def run_demo(
                 partition_key=day.isoformat(),
                 instance=instance,
                 tags={"thred/backfill": backfill},
+                run_config=QUIET_RUN_CONFIG,
                 raise_on_error=False,
             )
             _collect(day, result, report, last=day == days[-1])

@@ -78,6 +78,8 @@ class EntitySpec:
     reference_data: bool = False  # mapper needs Thred's tax codes and chart of accounts
     blocking: bool = False  # a failed reconciliation stops dependants
     measures: tuple[str, ...] = ("count",)  # reconciliation measures (sync/reconcile.py)
+    list_params: tuple[tuple[str, str], ...] = ()  # query params for counting in Thred
+    listed_under: tuple[str, str] | None = None  # (parent entity, path param): nested lists
 
     @property
     def depends_on(self) -> tuple[str, ...]:
@@ -172,6 +174,7 @@ ENTITIES: tuple[EntitySpec, ...] = (
         mapper=mappers.map_refund_payment,
         refs=(Ref("refunds", "refund_id"),),
         create_path="invoices/refunds/{refund_id}/payments/",
+        listed_under=("refunds", "refund_id"),
         group="thred_ar",
         change_policy=ChangePolicy.DRIFT,
         measures=("count",),
@@ -200,6 +203,7 @@ ENTITIES: tuple[EntitySpec, ...] = (
         mapper=mappers.map_vendor,
         create_path="vendors/",
         terminal=Terminal("archive", "archived_at", "vendors/{thred_id}/archive/"),
+        list_params=(("include_archived", "true"),),
         group="thred_ap",
         change_policy=ChangePolicy.DRIFT,
         blocking=True,

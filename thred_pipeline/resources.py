@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import dagster as dg
 from pydantic import PrivateAttr, SecretStr
@@ -15,7 +16,7 @@ from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline.warehouse.extract import Warehouse
 
 
-class WarehouseResource(dg.ConfigurableResource):  # type: ignore[misc]
+class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
     """Read-only access to the platform warehouse (any SQLAlchemy URL)."""
 
     url: str
@@ -27,7 +28,7 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[misc]
         return self._warehouse
 
 
-class LedgerResource(dg.ConfigurableResource):  # type: ignore[misc]
+class LedgerResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
     """The sync ledger database (PostgreSQL in production, SQLite embedded)."""
 
     url: str
@@ -39,7 +40,7 @@ class LedgerResource(dg.ConfigurableResource):  # type: ignore[misc]
         return self._ledger
 
 
-class ThredResource(dg.ConfigurableResource):  # type: ignore[misc]
+class ThredResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
     """Partner credentials for Thred; the key only ever lives in a SecretStr."""
 
     base_url: str
@@ -61,7 +62,7 @@ class ThredResource(dg.ConfigurableResource):  # type: ignore[misc]
         return f"ThredResource(base_url={self.base_url!r}, partner_id={self.partner_id!r})"
 
 
-class SyncResource(dg.ConfigurableResource):  # type: ignore[misc]
+class SyncResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
     """How the engine runs: lookback, concurrency, full refresh."""
 
     lookback_hours: float = 2.0
@@ -93,7 +94,7 @@ def build_reconciler(
     return Reconciler(warehouse.warehouse(), ledger.ledger(), thred.settings())
 
 
-def default_resources() -> dict[str, dg.ConfigurableResource]:
+def default_resources() -> dict[str, Any]:
     """Every setting comes from the environment at run time (see README)."""
     return {
         "warehouse": WarehouseResource(url=dg.EnvVar("THRED_WAREHOUSE_URL")),

@@ -7,7 +7,7 @@ import datetime as dt
 import dagster as dg
 
 from thred_pipeline import entities
-from thred_pipeline.assets import asset_key
+from thred_pipeline.assets import PUSH_ASSETS, asset_key
 from thred_pipeline.definitions import defs
 from thred_pipeline.jobs import NIGHTLY_JOB_NAME
 from thred_pipeline.schedules import nightly_sync_schedule
@@ -48,14 +48,15 @@ def test_documented_sync_order():
 
 def test_blocking_checks_on_parent_entities():
     blocking = {
-        key.asset_key.path[-1]
-        for check in defs.asset_checks or []
-        for key in check.check_keys
-        if check.check_specs_by_output_name
-        and next(iter(check.check_specs_by_output_name.values())).blocking
+        check.asset_key.path[-1]
+        for asset in PUSH_ASSETS
+        for check in asset.check_specs
+        if check.blocking
     }
-    assert {"businesses", "customers", "invoices"} <= blocking
-    assert "invoice_payments" not in blocking
+    assert blocking == {"businesses", "customers", "vendors", "invoices", "bills"}
+    names = {c.name for asset in PUSH_ASSETS for c in asset.check_specs}
+    assert {"count_matches", "customer_balance_matches", "ar_outstanding_matches"} <= names
+    assert "nothing_quarantined" in names
 
 
 def test_schedule_requests_yesterdays_partition():

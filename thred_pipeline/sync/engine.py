@@ -1,10 +1,17 @@
 """The sync engine: warehouse records -> Thred, exactly once, in the registry's order.
 
 For each entity it works through three sets, in this order: records whose last outcome is
-uncertain (``pending``/``unknown`` — re-sent first with the same external_id, which Thred
-answers with the stored object), records waiting for a parent (``deferred``), then the records
-that changed in the window. A record already processed by an earlier set is seen again as
-unchanged and costs nothing, so no in-memory "seen" set is needed and memory stays flat.
+uncertain (``pending``/``unknown``, which includes rejected records released for retry —
+re-sent first with the same external_id, which Thred answers with the stored object), records
+waiting for a parent (``deferred``), then the records that changed in the window. The first two
+sets are ids read from the ledger (small: they are the exceptions); records of the window that
+were already handled as one of them are skipped, so each record counts once per run and memory
+stays bounded by those sets and one chunk, never by the window.
+
+A record Thred already holds (the ledger has its Thred id and a confirmed payload) is never
+created again: a change is applied to it (PUT/PATCH/upsert) or flagged as drift, measured
+against what Thred confirmed — and an update whose outcome was uncertain is simply re-sent,
+since updates are idempotent.
 
 Orchestrator-agnostic: Dagster assets call :meth:`SyncEngine.sync_entity` and turn the
 :class:`EntityRunResult` into metadata.
@@ -20,7 +27,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -52,6 +59,9 @@ log = logging.getLogger("thred_pipeline.sync")
 
 SAMPLE_LIMIT = 20
 LOCAL_VALIDATION = "invalid_source_data"
+# Stand-ins for confirmed_hash that match no payload, so the next pass re-applies the change.
+REPLAYED = "replayed"  # full refresh: re-apply the warehouse's version over Thred's
+IN_DOUBT = "in-doubt"  # an update may or may not have landed
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,9 @@ class EntityRunResult:
         """Stable numeric keys, so Dagster can plot every materialization the same way."""
         out: dict[str, int | float] = {k: int(self.counts[k]) for k in self.OUTCOMES}
         out.update(
-            records=int(sum(self.counts[k] for k in self.OUTCOMES if k != "released")),
+            records=int(
+                sum(self.counts[k] for k in self.OUTCOMES if k not in ("released", "terminal"))
+            ),
             api_calls=self.api_calls,
             api_writes=self.api_writes,
             duration_s=round(self.duration_s, 3),
@@ -180,13 +192,22 @@ class SyncEngine:
 
     def _work(self, spec: EntitySpec, window: TimeWindow) -> Iterator[list[SourceRecord]]:
         size = self.options.chunk_size
+        handled: set[str] = set()
         for statuses in (RETRY_FIRST, (Status.DEFERRED,)):
-            ids = self.ledger.source_ids_with_status(spec.name, statuses)
+            ids = [
+                i
+                for i in self.ledger.source_ids_with_status(spec.name, statuses)
+                if i not in handled
+            ]
+            handled.update(ids)
             for start in range(0, len(ids), size):
                 found = self.warehouse.fetch(spec, ids[start : start + size])
                 if found:
                     yield found
-        yield from self.warehouse.iter_changed(spec, window, chunk_size=size)
+        for chunk in self.warehouse.iter_changed(spec, window, chunk_size=size):
+            fresh = [r for r in chunk if r.source_id not in handled]
+            if fresh:
+                yield fresh
 
     async def _process_chunk(
         self,
@@ -293,22 +314,29 @@ class SyncEngine:
         result: EntityRunResult,
     ) -> None:
         external_id = spec.external_id(record.source_id)
-        sample = {"source_id": record.source_id, "external_id": external_id}
-        outcome_args: dict[str, Any] = {
-            "entity": spec.name,
-            "source_id": record.source_id,
-            "business_id": record.business_id,
-            "external_id": external_id,
-            "source_updated_at": record.updated_at,
-        }
+        job = _Job(
+            spec=spec,
+            record=record,
+            state=state,
+            client=client,
+            result=result,
+            sample={"source_id": record.source_id, "external_id": external_id},
+            outcome_args={
+                "entity": spec.name,
+                "source_id": record.source_id,
+                "business_id": record.business_id,
+                "external_id": external_id,
+                "source_updated_at": record.updated_at,
+            },
+        )
         if state.paused:
             self.ledger.record_outcome(
-                **outcome_args,
+                **job.outcome_args,
                 status=Status.DEFERRED,
                 error_code="business_paused",
                 error_message=f"business {record.business_id} paused: {state.paused}",
             )
-            result.add(record.business_id, "deferred", {**sample, "reason": state.paused})
+            result.add(record.business_id, "deferred", {**job.sample, "reason": state.paused})
             return
         try:
             if spec.name != "businesses" and state.thred_id is None:
@@ -316,17 +344,17 @@ class SyncEngine:
             mapped = spec.mapper(record, ctx)
         except ParentNotSynced as exc:
             self.ledger.record_outcome(
-                **outcome_args,
+                **job.outcome_args,
                 status=Status.DEFERRED,
                 error_code="parent_not_synced",
                 error_message=str(exc),
                 error_details={"field": exc.field_path, "entity": exc.entity, "id": exc.source_id},
             )
-            result.add(record.business_id, "deferred", {**sample, "reason": str(exc)})
+            result.add(record.business_id, "deferred", {**job.sample, "reason": str(exc)})
             return
         except RecordInvalid as exc:
             self.ledger.record_outcome(
-                **outcome_args,
+                **job.outcome_args,
                 status=Status.REJECTED,
                 error_code=LOCAL_VALIDATION,
                 error_message=f"{spec.label} {record.source_id}: {exc}",
@@ -337,7 +365,7 @@ class SyncEngine:
                 record.business_id,
                 "rejected",
                 {
-                    **sample,
+                    **job.sample,
                     "code": LOCAL_VALIDATION,
                     "field": exc.field_path,
                     "reason": exc.message,
@@ -345,181 +373,100 @@ class SyncEngine:
             )
             return
 
-        body = {**mapped.body, "external_id": external_id}
-        digest = payload_hash(mapped, body)
-        outcome_args["intended_hash"] = digest
-        wants_terminal = bool(spec.terminal and record.row.get(spec.terminal.column) is not None)
+        job.mapped = mapped
+        job.body = {**mapped.body, "external_id": external_id}
+        job.digest = payload_hash(mapped, job.body)
+        job.outcome_args["intended_hash"] = job.digest
+        job.wants_terminal = bool(
+            spec.terminal and record.row.get(spec.terminal.column) is not None
+        )
         result.amount_cents += mapped.amount_cents
-        full = self.options.full_refresh
 
-        if prior is not None and not full:
-            if prior.status is Status.REJECTED and prior.intended_hash == digest:
+        if prior is not None and not self.options.full_refresh:
+            if prior.status is Status.REJECTED and prior.intended_hash == job.digest:
+                # Quarantined and unchanged: sending it again would be refused again.
                 result.add(
                     record.business_id,
                     "rejected",
-                    {**sample, "code": prior.error_code, "reason": prior.error_message},
+                    {**job.sample, "code": prior.error_code, "reason": prior.error_message},
                 )
                 return
-            if (
-                prior.thred_id
-                and prior.confirmed_hash
-                and prior.status
-                in (
-                    Status.SYNCED,
-                    Status.DRIFT,
-                )
-            ):
-                await self._apply_change(
-                    spec,
-                    record,
-                    mapped,
-                    body,
-                    digest,
-                    wants_terminal,
-                    prior,
-                    state,
-                    client,
-                    result,
-                    outcome_args,
-                    sample,
-                )
+            if prior.thred_id and prior.confirmed_hash:
+                # Thred holds it: whatever the last outcome, never create it again.
+                await self._apply_change(job, prior)
                 return
+        await self._create(job, prior)
 
-        await self._create(
-            spec,
-            record,
-            mapped,
-            body,
-            digest,
-            wants_terminal,
-            prior,
-            state,
-            client,
-            result,
-            outcome_args,
-            sample,
-        )
-
-    async def _create(
-        self,
-        spec: EntitySpec,
-        record: SourceRecord,
-        mapped: Mapped,
-        body: dict[str, Any],
-        digest: str,
-        wants_terminal: bool,
-        prior: LedgerRow | None,
-        state: _BusinessState,
-        client: ThredClient,
-        result: EntityRunResult,
-        outcome_args: dict[str, Any],
-        sample: dict[str, Any],
-    ) -> None:
+    async def _create(self, job: _Job, prior: LedgerRow | None) -> None:
+        spec, record, result = job.spec, job.record, job.result
         self.ledger.record_intent(
             entity=spec.name,
             source_id=record.source_id,
             business_id=record.business_id,
-            external_id=body["external_id"],
-            intended_hash=digest,
+            external_id=job.body["external_id"],
+            intended_hash=job.digest,
             source_updated_at=record.updated_at,
         )
-        path = self._path(spec, spec.create_path, state, mapped.path_params)
+        assert job.mapped is not None
+        path = self._path(spec, spec.create_path, job.state, job.mapped.path_params)
         response = await self._call(
-            client,
+            job,
             "POST",
             path,
-            spec,
-            state,
-            body,
-            outcome_args,
-            sample,
-            result,
-            idempotency_key=body["external_id"] if spec.idempotency_header else None,
+            job.body,
+            idempotency_key=job.body["external_id"] if spec.idempotency_header else None,
         )
         if response is None:
             return
         thred_id = _thred_id(spec, response)
-        released = prior is not None and prior.status is Status.DEFERRED
         if not response.created:
             # A replay: Thred holds whatever the first successful attempt sent. If that may
             # differ from this payload, bring it up to date now (or flag it as drift).
-            earlier = prior.intended_hash if prior is not None else None
-            stale = earlier is not None and earlier != digest
+            held = _held_by_thred(prior)
+            stale = held is not None and held.digest != job.digest
             updatable = spec.change_policy is not ChangePolicy.DRIFT
-            if stale or (self.options.full_refresh and updatable):
+            if prior is not None and (stale or (self.options.full_refresh and updatable)):
                 self.ledger.record_synced(
                     entity=spec.name,
                     source_id=record.source_id,
                     thred_id=thred_id,
-                    confirmed_hash=earlier if stale and earlier else "replayed",
-                    confirmed_updated_at=record.updated_at,
-                    terminal_done=False,
-                    confirmed_body={},
+                    confirmed_hash=held.digest if stale and held else REPLAYED,
+                    confirmed_updated_at=(held.updated_at if held else None) or record.updated_at,
+                    terminal_done=prior.terminal_done,
+                    # Keep the confirmed payload to explain drift; an attempt's was not kept.
+                    confirmed_body=None if prior.confirmed_hash else {},
                 )
                 replayed = self.ledger.get(spec.name, record.source_id)
                 assert replayed is not None
-                await self._apply_change(
-                    spec,
-                    record,
-                    mapped,
-                    body,
-                    digest,
-                    wants_terminal,
-                    replayed,
-                    state,
-                    client,
-                    result,
-                    outcome_args,
-                    sample,
-                )
+                await self._apply_change(job, replayed, released_from=prior.status)
                 return
-        terminal_done = False
-        if wants_terminal:
-            terminal_done = await self._terminal(
-                spec, record, thred_id, state, client, result, outcome_args, sample
-            )
-        self.ledger.record_synced(
-            entity=spec.name,
-            source_id=record.source_id,
-            thred_id=thred_id,
-            confirmed_hash=digest,
-            confirmed_updated_at=record.updated_at,
-            terminal_done=terminal_done,
-            confirmed_body=body,
-        )
+        # Confirm the object before any lifecycle call, so a failed void/archive keeps it.
+        terminal_done = prior is not None and prior.thred_id == thred_id and prior.terminal_done
+        self._synced(job, thred_id, terminal_done)
         result.add(record.business_id, "created" if response.created else "unchanged")
-        if released:
+        if job.wants_terminal and not terminal_done:
+            if not await self._terminal(job, thred_id):
+                return
+            self._synced(job, thred_id, True)
+            result.add(record.business_id, "terminal")
+        if prior is not None and prior.status is Status.DEFERRED:
             result.add(record.business_id, "released")
 
     async def _apply_change(
-        self,
-        spec: EntitySpec,
-        record: SourceRecord,
-        mapped: Mapped,
-        body: dict[str, Any],
-        digest: str,
-        wants_terminal: bool,
-        prior: LedgerRow,
-        state: _BusinessState,
-        client: ThredClient,
-        result: EntityRunResult,
-        outcome_args: dict[str, Any],
-        sample: dict[str, Any],
+        self, job: _Job, prior: LedgerRow, *, released_from: Status | None = None
     ) -> None:
-        assert prior.thred_id is not None
+        """Bring a record Thred already holds up to date, or flag what cannot be applied."""
+        spec, record, result = job.spec, job.record, job.result
+        assert prior.thred_id is not None and job.mapped is not None
         thred_id = prior.thred_id
-        content_changed = digest != prior.confirmed_hash
-        terminal_pending = wants_terminal and not prior.terminal_done
+        released = (released_from or prior.status) is Status.DEFERRED
+        content_changed = job.digest != prior.confirmed_hash or _update_in_doubt(prior)
+        terminal_pending = job.wants_terminal and not prior.terminal_done
         if not content_changed and not terminal_pending:
-            if not wants_terminal and prior.terminal_done:
+            if not job.wants_terminal and prior.terminal_done:
                 await self._drift(
-                    spec,
-                    record,
-                    body,
+                    job,
                     prior,
-                    result,
-                    outcome_args,
-                    sample,
                     f"{spec.label} was {spec.terminal.name if spec.terminal else ''}"
                     "ed in Thred and cannot be reopened",
                 )
@@ -529,6 +476,8 @@ class SyncEngine:
             ):
                 self.ledger.touch_confirmed(spec.name, record.source_id, record.updated_at)
             result.add(record.business_id, "unchanged")
+            if released:
+                result.add(record.business_id, "released")
             return
 
         if content_changed:
@@ -539,83 +488,71 @@ class SyncEngine:
                     if prior.terminal_done and spec.terminal
                     else f"Thred has no update for a created {spec.label}"
                 )
-                await self._drift(spec, record, body, prior, result, outcome_args, sample, reason)
+                await self._drift(job, prior, reason)
                 return
             self.ledger.record_intent(
                 entity=spec.name,
                 source_id=record.source_id,
                 business_id=record.business_id,
-                external_id=body["external_id"],
-                intended_hash=digest,
+                external_id=job.body["external_id"],
+                intended_hash=job.digest,
                 source_updated_at=record.updated_at,
             )
-            update_body = mapped.update_body if mapped.update_body is not None else body
+            mapped = job.mapped
+            update_body = mapped.update_body if mapped.update_body is not None else job.body
             if policy is ChangePolicy.UPSERT:
-                method, template, send = "POST", spec.create_path, body
+                method, template, send = "POST", spec.create_path, job.body
             else:
                 assert spec.update_path is not None, f"{spec.name} has no update_path"
                 method = "PUT" if policy is ChangePolicy.PUT else "PATCH"
                 template, send = spec.update_path, update_body
-            path = self._path(spec, template, state, {**mapped.path_params, "thred_id": thred_id})
-            response = await self._call(
-                client, method, path, spec, state, send, outcome_args, sample, result
+            path = self._path(
+                spec, template, job.state, {**mapped.path_params, "thred_id": thred_id}
             )
-            if response is None:
+            if await self._call(job, method, path, send, thred_id=thred_id) is None:
                 return
-        terminal_done = prior.terminal_done
+            self._synced(job, thred_id, prior.terminal_done)
+            result.add(record.business_id, "updated")
         if terminal_pending:
-            terminal_done = await self._terminal(
-                spec, record, thred_id, state, client, result, outcome_args, sample
-            )
-            if not terminal_done:
+            if not await self._terminal(job, thred_id):
                 return
-        self.ledger.record_synced(
-            entity=spec.name,
-            source_id=record.source_id,
-            thred_id=thred_id,
-            confirmed_hash=digest,
-            confirmed_updated_at=record.updated_at,
-            terminal_done=terminal_done,
-            confirmed_body=body,
-        )
-        result.add(record.business_id, "updated" if content_changed else "terminal")
+            self._synced(job, thred_id, True)
+            result.add(record.business_id, "terminal")
+        if released:
+            result.add(record.business_id, "released")
 
-    async def _terminal(
-        self,
-        spec: EntitySpec,
-        record: SourceRecord,
-        thred_id: str,
-        state: _BusinessState,
-        client: ThredClient,
-        result: EntityRunResult,
-        outcome_args: dict[str, Any],
-        sample: dict[str, Any],
-    ) -> bool:
-        assert spec.terminal is not None
-        path = self._path(spec, spec.terminal.path, state, {"thred_id": thred_id})
-        response = await self._call(
-            client, "POST", path, spec, state, {}, outcome_args, sample, result, thred_id=thred_id
+    def _synced(self, job: _Job, thred_id: str, terminal_done: bool) -> None:
+        self.ledger.record_synced(
+            entity=job.spec.name,
+            source_id=job.record.source_id,
+            thred_id=thred_id,
+            confirmed_hash=job.digest,
+            confirmed_updated_at=job.record.updated_at,
+            terminal_done=terminal_done,
+            confirmed_body=job.body,
         )
+
+    async def _terminal(self, job: _Job, thred_id: str) -> bool:
+        assert job.spec.terminal is not None
+        path = self._path(job.spec, job.spec.terminal.path, job.state, {"thred_id": thred_id})
+        response = await self._call(job, "POST", path, {}, thred_id=thred_id)
         return response is not None
 
-    async def _drift(
-        self,
-        spec: EntitySpec,
-        record: SourceRecord,
-        body: dict[str, Any],
-        prior: LedgerRow,
-        result: EntityRunResult,
-        outcome_args: dict[str, Any],
-        sample: dict[str, Any],
-        reason: str,
-    ) -> None:
-        confirmed = self.ledger.confirmed_body(spec.name, record.source_id) or {}
-        changed = sorted(k for k in set(body) | set(confirmed) if body.get(k) != confirmed.get(k))
-        message = (
-            f"{spec.label} {record.source_id} changed after sync ({', '.join(changed)}): {reason}"
-        )
+    async def _drift(self, job: _Job, prior: LedgerRow, reason: str) -> None:
+        spec, record, body = job.spec, job.record, job.body
+        confirmed = self.ledger.confirmed_body(spec.name, record.source_id)
+        if confirmed:
+            changed = sorted(
+                k for k in set(body) | set(confirmed) if body.get(k) != confirmed.get(k)
+            )
+            what = ", ".join(changed)
+        else:  # Thred holds an earlier attempt whose payload was not kept
+            changed = sorted(body)
+            confirmed = {}
+            what = "content Thred holds is from an earlier attempt"
+        message = f"{spec.label} {record.source_id} changed after sync ({what}): {reason}"
         self.ledger.record_outcome(
-            **outcome_args,
+            **job.outcome_args,
             status=Status.DRIFT,
             error_code="drift",
             error_message=message,
@@ -624,34 +561,32 @@ class SyncEngine:
             },
             thred_id=prior.thred_id,
         )
-        result.add(record.business_id, "drift", {**sample, "fields": changed, "reason": reason})
+        job.result.add(
+            record.business_id, "drift", {**job.sample, "fields": changed, "reason": reason}
+        )
 
     async def _call(
         self,
-        client: ThredClient,
+        job: _Job,
         method: str,
         path: str,
-        spec: EntitySpec,
-        state: _BusinessState,
         body: dict[str, Any],
-        outcome_args: dict[str, Any],
-        sample: dict[str, Any],
-        result: EntityRunResult,
         *,
         idempotency_key: str | None = None,
         thred_id: str | None = None,
     ) -> ThredResponse | None:
         """One request; any failure is written to the ledger and ``None`` returned."""
+        spec, state, result, sample = job.spec, job.state, job.result, job.sample
         business = None if spec.partner_scoped else state.thred_id
-        business_id = outcome_args["business_id"]
+        business_id = job.record.business_id
         try:
-            return await client.request(
+            return await job.client.request(
                 method, path, business_id=business, json=body, idempotency_key=idempotency_key
             )
         except ThredAuthError as exc:
             state.paused = f"auth refused ({exc.status}, {exc.error_code})"
             self.ledger.record_outcome(
-                **outcome_args,
+                **job.outcome_args,
                 status=Status.DEFERRED,
                 error_code="business_paused",
                 error_message=str(exc),
@@ -660,7 +595,7 @@ class SyncEngine:
             result.add(business_id, "deferred", {**sample, "reason": state.paused})
         except ThredTransientError as exc:
             self.ledger.record_outcome(
-                **outcome_args,
+                **job.outcome_args,
                 status=Status.UNKNOWN,
                 error_code=exc.error_code
                 or ("uncertain" if exc.outcome_uncertain else "transient"),
@@ -670,10 +605,10 @@ class SyncEngine:
             result.add(business_id, "unknown", {**sample, "reason": str(exc)})
         except ThredError as exc:
             self.ledger.record_outcome(
-                **outcome_args,
+                **job.outcome_args,
                 status=Status.REJECTED,
                 error_code=exc.error_code or "rejected",
-                error_message=f"{spec.label} {outcome_args['source_id']}: {exc}",
+                error_message=f"{spec.label} {job.record.source_id}: {exc}",
                 error_details=exc.details,
                 thred_id=thred_id,
             )
@@ -707,6 +642,53 @@ def _body_of(spec: EntitySpec, response: ThredResponse) -> dict[str, Any]:
         inner: dict[str, Any] = body[spec.response_key]
         return inner
     return body
+
+
+@dataclass
+class _Job:
+    """One record on its way through plan and push, with everything its steps share."""
+
+    spec: EntitySpec
+    record: SourceRecord
+    state: _BusinessState
+    client: ThredClient
+    result: EntityRunResult
+    sample: dict[str, Any]
+    outcome_args: dict[str, Any]
+    mapped: Mapped | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+    digest: str = ""
+    wants_terminal: bool = False
+
+
+@dataclass(frozen=True)
+class _Held:
+    """The payload version Thred holds after an earlier attempt, as far as the ledger knows."""
+
+    digest: str  # or IN_DOUBT
+    updated_at: datetime | None  # the warehouse version of that payload
+
+
+def _update_in_doubt(prior: LedgerRow) -> bool:
+    """An update was attempted after the last confirmation and its outcome is unknown."""
+    return (
+        prior.status in RETRY_FIRST
+        and prior.intended_hash is not None
+        and prior.intended_hash != prior.confirmed_hash
+    )
+
+
+def _held_by_thred(prior: LedgerRow | None) -> _Held | None:
+    """What a replayed create tells us Thred holds, or None when there is nothing to go on."""
+    if prior is None:
+        return None
+    if prior.confirmed_hash:
+        if _update_in_doubt(prior):  # the confirmed version, or the update: re-send it
+            return _Held(IN_DOUBT, prior.confirmed_updated_at)
+        return _Held(prior.confirmed_hash, prior.confirmed_updated_at)
+    if prior.intended_hash:  # a create whose outcome was not heard: that payload landed
+        return _Held(prior.intended_hash, prior.source_updated_at)
+    return None
 
 
 async def _tax_codes(client: ThredClient, thred_business_id: str) -> dict[str, TaxCode]:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     create_engine,
     event,
     func,
@@ -68,6 +69,7 @@ Index("ix_ledger_entity_business", ledger_table.c.entity, ledger_table.c.busines
 
 RETRY_FIRST = (Status.PENDING, Status.UNKNOWN)  # uncertain outcomes: resolve before new work
 RETRY_EVERY_RUN = (Status.PENDING, Status.UNKNOWN, Status.DEFERRED)
+RETRY_REQUESTED = "retry_requested"  # error_code of rejected rows released for retry
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class LedgerRow:
     synced_at: datetime | None
 
     @classmethod
-    def from_mapping(cls, row: Mapping[str, Any]) -> LedgerRow:
+    def from_mapping(cls, row: Mapping[Any, Any]) -> LedgerRow:
         details = row["error_details"]
         return cls(
             entity=row["entity"],
@@ -303,24 +305,24 @@ class SyncLedger:
         confirmed_hash: str,
         confirmed_updated_at: datetime,
         terminal_done: bool,
-        confirmed_body: Mapping[str, Any],
+        confirmed_body: Mapping[str, Any] | None,
     ) -> None:
-        now = _now()
-        self._update(
-            entity,
-            source_id,
-            status=Status.SYNCED.value,
-            thred_id=thred_id,
-            confirmed_hash=confirmed_hash,
-            confirmed_updated_at=confirmed_updated_at,
-            terminal_done=terminal_done,
-            confirmed_body=json.dumps(dict(confirmed_body), sort_keys=True, default=str),
-            attempts=0,
-            error_code=None,
-            error_message=None,
-            error_details=None,
-            synced_at=now,
-        )
+        """Thred confirmed ``confirmed_hash``; ``confirmed_body=None`` keeps the stored body."""
+        values: dict[str, Any] = {
+            "status": Status.SYNCED.value,
+            "thred_id": thred_id,
+            "confirmed_hash": confirmed_hash,
+            "confirmed_updated_at": confirmed_updated_at,
+            "terminal_done": terminal_done,
+            "attempts": 0,
+            "error_code": None,
+            "error_message": None,
+            "error_details": None,
+            "synced_at": _now(),
+        }
+        if confirmed_body is not None:
+            values["confirmed_body"] = json.dumps(dict(confirmed_body), sort_keys=True, default=str)
+        self._update(entity, source_id, **values)
 
     def record_outcome(
         self,
@@ -376,13 +378,20 @@ class SyncLedger:
         self._upsert(values, on_conflict, keep_status_since_for=status)
 
     def touch_confirmed(self, entity: str, source_id: str, source_updated_at: datetime) -> None:
-        """The warehouse row was re-saved without a change Thred would see: note the version."""
+        """The warehouse row was re-saved without a change Thred would see: note the version.
+
+        Thred holds exactly what the row says, so the row is ``synced`` again whatever it was
+        (a drift that was reverted, a deferral resolved) and the old error is cleared.
+        """
         self._update(
             entity,
             source_id,
             status=Status.SYNCED.value,
             source_updated_at=source_updated_at,
             confirmed_updated_at=source_updated_at,
+            error_code=None,
+            error_message=None,
+            error_details=None,
         )
 
     def confirmed_body(self, entity: str, source_id: str) -> dict[str, Any] | None:
@@ -396,35 +405,48 @@ class SyncLedger:
     def release_for_retry(
         self, entity: str | None = None, source_ids: Sequence[str] | None = None
     ) -> int:
-        """On-demand quarantine retry: forget the rejected hash so the next run re-sends."""
+        """On-demand quarantine retry: the next run re-sends these rejected records.
+
+        They become ``unknown`` (re-sent first, whatever the run's window: a rejected row has
+        usually not changed, so no window would pick it up) with the rejected hash forgotten;
+        Thred's error is kept in the message until the outcome of the retry replaces it.
+        """
         t = ledger_table
+        now = _now()
         query = update(t).where(t.c.status == Status.REJECTED.value)
         if entity is not None:
             query = query.where(t.c.entity == entity)
         if source_ids is not None:
             query = query.where(t.c.source_id.in_(list(source_ids)))
         with self.engine.begin() as conn:
-            result = conn.execute(query.values(intended_hash=None, updated_at=_now()))
+            result = conn.execute(
+                query.values(
+                    status=Status.UNKNOWN.value,
+                    error_code=RETRY_REQUESTED,
+                    intended_hash=None,
+                    status_since=now,
+                    updated_at=now,
+                )
+            )
             return int(result.rowcount or 0)
 
     # --- internals -------------------------------------------------------------------------
 
     def _update(self, entity: str, source_id: str, **values: Any) -> None:
+        """One UPDATE; ``status_since`` moves only if the status does (SET sees the old row)."""
         t = ledger_table
         now = _now()
+        status = values.get("status")
+        if status is not None:
+            values["status_since"] = case((t.c.status == status, t.c.status_since), else_=now)
         with self.engine.begin() as conn:
-            current = conn.execute(
-                select(t.c.status).where(t.c.entity == entity, t.c.source_id == source_id)
-            ).scalar_one_or_none()
-            if current is None:
-                raise KeyError(f"no ledger row for {entity} {source_id!r}")
-            if current != values.get("status", current):
-                values["status_since"] = now
-            conn.execute(
+            result = conn.execute(
                 update(t)
                 .where(and_(t.c.entity == entity, t.c.source_id == source_id))
                 .values(updated_at=now, **values)
             )
+            if not result.rowcount:
+                raise KeyError(f"no ledger row for {entity} {source_id!r}")
 
     def _upsert(
         self,
@@ -436,8 +458,6 @@ class SyncLedger:
         if keep_status_since_for is not None:
             # status_since only moves when the status actually changes, so "deferred for 3 days"
             # stays true across runs that defer the same record again.
-            from sqlalchemy import case
-
             on_conflict["status_since"] = case(
                 (t.c.status == keep_status_since_for.value, t.c.status_since),
                 else_=values["status_since"],

@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import Table, select
 
 from thred_pipeline.entities import EntitySpec
-from thred_pipeline.entities import get as get_spec
 from thred_pipeline.sync.ledger import LedgerRow, SyncLedger
 from thred_pipeline.sync.money import line_net_cents
 from thred_pipeline.sync.records import Status, TimeWindow, utc
@@ -64,16 +63,30 @@ class Reconciler:
         self._client_factory = client_factory or ThredClient
 
     def check(self, spec: EntitySpec, measure: str, window: TimeWindow) -> CheckOutcome:
-        return asyncio.run(self.check_async(spec, measure, window))
+        return self.check_all(spec, window, (measure,))[0]
 
-    async def check_async(self, spec: EntitySpec, measure: str, window: TimeWindow) -> CheckOutcome:
+    def check_all(
+        self, spec: EntitySpec, window: TimeWindow, measures: Iterable[str] | None = None
+    ) -> list[CheckOutcome]:
+        """Every measure of the entity, sharing one client (and its tokens)."""
+        wanted = tuple(measures) if measures is not None else supported(spec)
+        return asyncio.run(self._check_all(spec, window, wanted))
+
+    async def _check_all(
+        self, spec: EntitySpec, window: TimeWindow, measures: tuple[str, ...]
+    ) -> list[CheckOutcome]:
         async with self._client_factory(self.thred_settings) as client:
-            if measure == "count":
-                return await self._count(spec, window, client)
-            if measure in ("customer_balance", "ar_outstanding"):
-                return await self._party_balance(spec, measure, AR, client)
-            if measure in ("vendor_balance", "ap_outstanding"):
-                return await self._party_balance(spec, measure, AP, client)
+            return [await self._measure(spec, m, window, client) for m in measures]
+
+    async def _measure(
+        self, spec: EntitySpec, measure: str, window: TimeWindow, client: ThredClient
+    ) -> CheckOutcome:
+        if measure == "count":
+            return await self._count(spec, window, client)
+        if measure in ("customer_balance", "ar_outstanding"):
+            return await self._party_balance(spec, measure, AR, client)
+        if measure in ("vendor_balance", "ap_outstanding"):
+            return await self._party_balance(spec, measure, AP, client)
         raise ValueError(f"unknown reconciliation measure {measure!r} for {spec.name}")
 
     # --- counts ------------------------------------------------------------------------------
@@ -90,7 +103,7 @@ class Reconciler:
             created = {r.external_id for r in ours.get(business_id, []) if r.thred_id}
             ledger_total += len(created)
             if spec.partner_scoped:
-                listed = await _external_ids(client, "businesses/", None, {"external_id": None})
+                listed = await _external_ids(client, "businesses/", None, None)
                 actual = len(created & listed)
                 if actual != len(created):
                     for ext in sorted(created - listed):
@@ -103,11 +116,16 @@ class Reconciler:
                         )
                 thred_total += actual
                 continue
-            path = f"businesses/{thred_business}/{_list_path(spec)}"
-            actual = await client.get_count(path, business_id=thred_business)
+            paths = self._list_paths(spec, business_id, thred_business)
+            params = dict(spec.list_params) or None
+            actual = 0
+            for path in paths:
+                actual += await client.get_count(path, business_id=thred_business, params=params)
             thred_total += actual
             if actual != len(created):
-                listed = await _external_ids(client, path, thred_business, None)
+                listed: set[str] = set()
+                for path in paths:
+                    listed |= await _external_ids(client, path, thred_business, params)
                 for ext in sorted(created - listed):
                     out.add(
                         {"business": business_id, "external_id": ext, "problem": "missing in Thred"}
@@ -135,7 +153,8 @@ class Reconciler:
                 {
                     "source_id": source_id,
                     "external_id": spec.external_id(source_id),
-                    "problem": f"warehouse row updated {updated_at:%Y-%m-%d %H:%M} never synced",
+                    "problem": f"updated {updated_at:%Y-%m-%d %H:%M} but never synced: "
+                    "backfill the partitions before this one",
                 }
             )
         statuses = self.ledger.status_counts(spec.name)
@@ -169,6 +188,18 @@ class Reconciler:
                 if str(row.id) not in known:
                     lost.append((str(row.id), utc(row.updated_at)))
         return lost
+
+    def _list_paths(self, spec: EntitySpec, business_id: str, thred_business: str) -> list[str]:
+        """Where Thred lists the entity; nested lists (refund payments) live under each parent."""
+        prefix = f"businesses/{thred_business}/"
+        if spec.listed_under is None:
+            return [prefix + spec.create_path]
+        parent, param = spec.listed_under
+        return [
+            prefix + spec.create_path.format(**{param: row.thred_id})
+            for row in self.ledger.iter_rows(parent, business_id=business_id)
+            if row.thred_id
+        ]
 
     def _thred_businesses(self) -> dict[str, str]:
         return {r.source_id: r.thred_id for r in self.ledger.iter_rows("businesses") if r.thred_id}
@@ -251,8 +282,10 @@ class Reconciler:
         for doc in documents:
             doc_party[doc.id] = doc.party_id
             expected[doc.business_id].setdefault(doc.party_id, 0)
-            if not _confirmed(doc_ledger.get(doc.id), doc.updated_at):
-                blockers[doc.party_id].append(f"{side.document} {doc.id}")
+            state = _in_thred(doc_ledger.get(doc.id), doc.updated_at)
+            if state is not True:
+                if state is None:
+                    blockers[doc.party_id].append(f"{side.document} {doc.id}")
                 continue
             if doc.voided:
                 continue
@@ -265,8 +298,10 @@ class Reconciler:
                 if party is None:
                     continue
                 business = next(b for b, ps in expected.items() if party in ps)
-                if not _confirmed(ledger_rows.get(settlement_id), updated_at):
-                    blockers[party].append(f"{entity} {settlement_id}")
+                state = _in_thred(ledger_rows.get(settlement_id), updated_at)
+                if state is not True:
+                    if state is None:
+                        blockers[party].append(f"{entity} {settlement_id}")
                     continue
                 expected[business][party] -= amount
         return expected, blockers
@@ -395,6 +430,19 @@ def _confirmed(row: LedgerRow | None, updated_at: datetime) -> bool:
     )
 
 
+def _in_thred(row: LedgerRow | None, updated_at: datetime) -> bool | None:
+    """True: Thred holds this warehouse version. False: Thred holds nothing of it (never sent,
+    deferred, or rejected before creation), so it is absent on both sides. None: unknowable
+    (outcome uncertain, or Thred holds an older version) — its party cannot be compared."""
+    if _confirmed(row, updated_at):
+        return True
+    if row is None:
+        return False
+    if row.thred_id is None and row.status in (Status.DEFERRED, Status.REJECTED):
+        return False
+    return None
+
+
 def _by_business(rows: Iterable[LedgerRow]) -> dict[str, list[LedgerRow]]:
     grouped: dict[str, list[LedgerRow]] = defaultdict(list)
     for row in rows:
@@ -402,16 +450,11 @@ def _by_business(rows: Iterable[LedgerRow]) -> dict[str, list[LedgerRow]]:
     return grouped
 
 
-def _list_path(spec: EntitySpec) -> str:
-    # Refund payments are listed under each refund; everything else at its create path.
-    return spec.create_path
-
-
 async def _external_ids(
     client: ThredClient, path: str, business: str | None, params: dict[str, Any] | None
 ) -> set[str]:
     found: set[str] = set()
-    async for item in client.iter_pages(path, business_id=business):
+    async for item in client.iter_pages(path, business_id=business, params=params):
         if item.get("external_id"):
             found.add(str(item["external_id"]))
     return found
@@ -444,5 +487,15 @@ async def _aging(client: ThredClient, business: str, side: _Side) -> tuple[dict[
     return per_party, int(body.get("total_outstanding_cents", 0))
 
 
-def measures_for(entity: str) -> tuple[str, ...]:
-    return get_spec(entity).measures
+SUPPORTED_MEASURES = (
+    "count",
+    "customer_balance",
+    "ar_outstanding",
+    "vendor_balance",
+    "ap_outstanding",
+)
+
+
+def supported(spec: EntitySpec) -> tuple[str, ...]:
+    """The entity's declared measures that this module implements."""
+    return tuple(m for m in spec.measures if m in SUPPORTED_MEASURES)

@@ -17,7 +17,7 @@ that leaves this module is timezone-aware UTC.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Protocol
@@ -92,7 +92,7 @@ class Warehouse:
         window: TimeWindow,
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
-    ) -> Iterator[list[SourceRecord]]:
+    ) -> Generator[list[SourceRecord], None, None]:
         """Records of ``spec`` changed in ``[window.start, window.end)``, streamed in chunks.
 
         Ordered by business_id, updated_at, id. The transaction stays open while the caller

@@ -1,0 +1,442 @@
+"""The sync engine against real components: sandbox over HTTP, warehouse and ledger on both backends.
+
+Each test gets a fresh sandbox and databases of its own (``env``/``synced`` fixtures), because a
+business's external id is per partner and two syncs of the same seed would meet in one sandbox.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from thred_pipeline import entities
+from thred_pipeline.sync.engine import SyncOptions
+from thred_pipeline.sync.ledger import SyncLedger
+from thred_pipeline.sync.records import Status, TimeWindow
+from thred_pipeline.thred.client import ThredClient, ThredResponse
+from thred_pipeline.thred.errors import ThredTransientError
+from thred_pipeline.thred.settings import ThredSettings
+from thred_pipeline.warehouse import schema as wh
+from thred_pipeline.warehouse.seed import round_half_up
+from thred_pipeline_tests.sync.conftest import (
+    COLLECTION,
+    ORDER,
+    SMALL,
+    WINDOW,
+    SyncEnv,
+    day_window,
+)
+
+# Records of the SMALL seed picked for each scenario (see conftest.SMALL).
+UNPAID_INVOICE = "inv-01-00021"  # customer cus-01-0004, line [1] is VAT_20 4 x 7150
+VOIDABLE_INVOICE = "inv-01-00022"  # unpaid, no refunds
+LONE_PAYMENT, ITS_INVOICE = "pay-01-00007", "inv-01-00010"  # one allocation, not in a payout
+FULL_PAYMENT, FULLY_PAID_INVOICE = "pay-01-00004", "inv-01-00012"  # pays 10680 of 10680
+
+
+def lines_of(env: SyncEnv, invoice_id: str) -> list[dict[str, Any]]:
+    lines = [r for r in env.data["invoice_line_items"] if r["invoice_id"] == invoice_id]
+    return sorted(lines, key=lambda r: r["position"])
+
+
+def allocation_of(env: SyncEnv, payment_id: str) -> dict[str, Any]:
+    (allocation,) = [r for r in env.data["payment_allocations"] if r["payment_id"] == payment_id]
+    return allocation
+
+
+def ledger_statuses(ledger: SyncLedger, entity: str) -> dict[str, int]:
+    return {k: v for k, v in ledger.status_counts(entity).items() if v}
+
+
+def route_count(env: SyncEnv, method: str, route_part: str) -> int:
+    return sum(
+        r["count"]
+        for r in env.stats()["requests"]
+        if r["method"] == method and route_part in r["route"]
+    )
+
+
+# --- first and second sync ---------------------------------------------------------------------
+
+
+def test_first_sync_creates_everything_and_reconciles(env: SyncEnv) -> None:
+    results = env.sync_all()
+
+    for name in ORDER:
+        spec = entities.get(name)
+        rows = env.warehouse_count(spec.table)
+        assert rows > 0, f"the seed has no {name}"
+        counts = results[name].counts
+        assert counts["created"] == rows, (name, dict(counts))
+        assert not (counts["deferred"] or counts["rejected"] or counts["unknown"]), name
+        assert ledger_statuses(env.ledger, name) == {"synced": rows}, name
+    objects = env.counts()
+    for name, collection in COLLECTION.items():
+        assert objects.get(collection, 0) == env.warehouse_count(entities.get(name).table), name
+    assert env.stats()["duplicate_external_ids"] == 0
+    # Archive and void happened for the seeded archived/voided rows.
+    assert results["customers"].counts["terminal"] == 1
+    assert results["invoices"].counts["terminal"] == 1
+
+    outcomes = env.check_all()
+    failed = [(o.entity, o.measure, o.summary, o.mismatches[:3]) for o in outcomes if not o.passed]
+    assert not failed
+    money = [o for o in outcomes if o.measure != "count"]
+    assert {o.measure for o in money} >= {"customer_balance", "ap_outstanding"}
+    for outcome in money:
+        assert not outcome.details, (outcome.measure, outcome.details)  # everything comparable
+
+
+def test_second_sync_makes_zero_writes(synced: SyncEnv) -> None:
+    before = synced.counts()
+    results = synced.sync_all()
+    for name, result in results.items():
+        rows = synced.warehouse_count(entities.get(name).table)
+        assert result.api_writes == 0, name
+        assert dict(result.counts) == {"unchanged": rows}, name
+    assert synced.counts() == before
+
+
+# --- changes -----------------------------------------------------------------------------------
+
+
+def test_edited_invoice_is_updated_with_put(synced: SyncEnv) -> None:
+    window = day_window(1)
+    edited_at = window.start + timedelta(hours=3)
+    line = lines_of(synced, UNPAID_INVOICE)[1]
+    assert line["tax_code"] == "VAT_20"
+    price = line["unit_price_cents"] + 1000
+    net = round_half_up(Decimal(line["quantity"]) * price) - line["discount_cents"]
+    tax = round_half_up(net * Decimal("0.20"))
+    delta = (net + tax) - (
+        round_half_up(Decimal(line["quantity"]) * line["unit_price_cents"])
+        - line["discount_cents"]
+        + line["tax_amount_cents"]
+    )
+    before = synced.thred_object("invoices", UNPAID_INVOICE)
+    synced.edit(
+        "invoice_line_items",
+        line["id"],
+        unit_price_cents=price,
+        tax_amount_cents=tax,
+        updated_at=edited_at,
+    )
+    synced.edit("invoices", UNPAID_INVOICE, updated_at=edited_at)
+    puts = route_count(synced, "PUT", "/invoices/")
+
+    result = synced.sync("invoices", window)
+
+    assert dict(result.counts) == {"updated": 1}
+    assert result.api_writes == 1
+    assert route_count(synced, "PUT", "/invoices/") == puts + 1
+    after = synced.thred_object("invoices", UNPAID_INVOICE)
+    assert after["id"] == before["id"]
+    assert after["total_amount"] == before["total_amount"] + delta
+    row = synced.ledger.get("invoices", UNPAID_INVOICE)
+    assert row is not None and row.status is Status.SYNCED
+    assert row.confirmed_updated_at == edited_at
+    for measure in ("customer_balance", "ar_outstanding"):
+        name = "customers" if measure == "customer_balance" else "invoices"
+        outcome = synced.check(name, measure)
+        assert outcome.passed, outcome.mismatches
+        assert outcome.metrics["parties_not_comparable"] == 0
+    assert synced.sync("invoices", window).api_writes == 0
+
+
+def test_voided_invoice_is_voided(synced: SyncEnv) -> None:
+    window = day_window(1)
+    voided_at = window.start + timedelta(hours=2)
+    balance_before = synced.check("customers", "customer_balance").metrics["expected_cents"]
+    synced.edit("invoices", VOIDABLE_INVOICE, voided_at=voided_at, updated_at=voided_at)
+    blocked = synced.check("customers", "customer_balance")
+    assert blocked.passed and blocked.metrics["parties_not_comparable"] == 1
+    assert blocked.details == {"cus-01-0004": [f"invoices {VOIDABLE_INVOICE}"]}
+
+    result = synced.sync("invoices", window)
+
+    assert dict(result.counts) == {"terminal": 1}
+    assert synced.thred_object("invoices", VOIDABLE_INVOICE)["status"] == "VOIDED"
+    row = synced.ledger.get("invoices", VOIDABLE_INVOICE)
+    assert row is not None and row.status is Status.SYNCED and row.terminal_done
+    for name, measure in (("customers", "customer_balance"), ("invoices", "ar_outstanding")):
+        outcome = synced.check(name, measure)
+        assert outcome.passed, outcome.mismatches
+        assert outcome.metrics["parties_not_comparable"] == 0
+    after = synced.check("customers", "customer_balance").metrics["expected_cents"]
+    assert after < balance_before
+    again = synced.sync("invoices", window)
+    assert dict(again.counts) == {"unchanged": 1} and again.api_writes == 0
+
+
+# --- ordering ----------------------------------------------------------------------------------
+
+
+def test_payment_for_unsynced_invoice_is_deferred_then_released(env: SyncEnv) -> None:
+    late = day_window(1).start + timedelta(hours=1)
+    env.edit("invoices", ITS_INVOICE, updated_at=late)  # the invoice lands a day late
+    for line in lines_of(env, ITS_INVOICE):
+        env.edit("invoice_line_items", line["id"], updated_at=late)
+
+    first = env.sync_all()
+
+    assert first["invoice_payments"].counts["deferred"] == 1
+    row = env.ledger.get("invoice_payments", LONE_PAYMENT)
+    assert row is not None and row.status is Status.DEFERRED
+    assert row.error_code == "parent_not_synced"
+    assert ITS_INVOICE in (row.error_message or "")
+    assert "allocations[0].invoice_id" in (row.error_message or "")
+    assert row.error_details == {
+        "field": "allocations[0].invoice_id",
+        "entity": "invoices",
+        "id": ITS_INVOICE,
+    }
+
+    second = env.sync_all(day_window(1))
+
+    assert dict(second["invoices"].counts) == {"created": 1}
+    payments = second["invoice_payments"].counts
+    assert payments["released"] == 1 and payments["created"] == 1
+    assert payments["deferred"] == 0
+    assert ledger_statuses(env.ledger, "invoice_payments") == {
+        "synced": env.warehouse_count(wh.payments)
+    }
+    assert all(o.passed for o in env.check_all())
+
+
+def test_daily_partitions_release_late_parents(env: SyncEnv) -> None:
+    """What the nightly job does: one day at a time, parents that land late are waited for."""
+    deferred = released = 0
+    for day in range(SMALL.days):
+        start = WINDOW.start + timedelta(days=day)
+        for result in env.sync_all(TimeWindow(start, start + timedelta(days=1))).values():
+            assert not result.counts["rejected"] and not result.counts["unknown"]
+            deferred += result.counts["deferred"]
+            released += result.counts["released"]
+    assert deferred > 0, "the seed plants late parents"
+    assert released > 0
+    for name in ORDER:
+        rows = env.warehouse_count(entities.get(name).table)
+        assert ledger_statuses(env.ledger, name) == {"synced": rows}, name
+    assert env.stats()["duplicate_external_ids"] == 0
+    assert all(o.passed for o in env.check_all())
+
+
+# --- rejections --------------------------------------------------------------------------------
+
+
+def test_unknown_tax_code_is_rejected_and_the_rest_syncs(env: SyncEnv) -> None:
+    line = lines_of(env, ITS_INVOICE)[1]
+    env.edit("invoice_line_items", line["id"], tax_code="VAT_99")
+
+    results = env.sync_all()
+
+    invoices = results["invoices"].counts
+    assert invoices["rejected"] == 1
+    assert invoices["created"] == env.warehouse_count(wh.invoices) - 1
+    row = env.ledger.get("invoices", ITS_INVOICE)
+    assert row is not None and row.status is Status.REJECTED
+    assert row.error_code == "invalid_source_data"
+    assert row.error_details is not None
+    assert list(row.error_details) == ["line_items[1].tax_code"]
+    assert "VAT_99" in row.error_details["line_items[1].tax_code"][0]
+    assert "line_items[1].tax_code" in (row.error_message or "")
+    # Its payment waits for it rather than failing.
+    payment = env.ledger.get("invoice_payments", LONE_PAYMENT)
+    assert payment is not None and payment.status is Status.DEFERRED
+    assert results["invoice_payments"].counts["rejected"] == 0
+
+    again = env.sync("invoices")
+    assert again.counts["rejected"] == 1 and again.api_writes == 0
+
+
+def _over_allocate(env: SyncEnv, extra: int, at: Any = None) -> None:
+    allocation = allocation_of(env, FULL_PAYMENT)
+    payment = env.row("payments", FULL_PAYMENT)
+    values: dict[str, Any] = {"amount_cents": payment["amount_cents"] + extra}
+    alloc_values: dict[str, Any] = {"amount_cents": allocation["amount_cents"] + extra}
+    if at is not None:
+        values["updated_at"] = alloc_values["updated_at"] = at
+    env.edit("payments", FULL_PAYMENT, **values)
+    env.edit("payment_allocations", allocation["id"], **alloc_values)
+
+
+def test_thred_rejection_is_recorded_and_not_resent_until_the_row_changes(env: SyncEnv) -> None:
+    _over_allocate(env, 500)  # more than the invoice's outstanding 10680
+
+    results = env.sync_all()
+
+    assert results["invoice_payments"].counts["rejected"] == 1
+    row = env.ledger.get("invoice_payments", FULL_PAYMENT)
+    assert row is not None and row.status is Status.REJECTED
+    assert row.error_code == "validation_error"
+    assert row.error_details is not None
+    assert "allocations[0].amount_cents" in row.error_details
+    assert "outstanding" in row.error_details["allocations[0].amount_cents"][0]
+    assert row.thred_id is None
+
+    posts = route_count(env, "POST", "/invoices/payments/")
+    again = env.sync("invoice_payments")
+    assert again.counts["rejected"] == 1
+    assert again.api_calls == 0
+    assert route_count(env, "POST", "/invoices/payments/") == posts
+
+    # The platform corrects the row: it is re-sent and syncs.
+    fixed_at = day_window(1).start + timedelta(hours=1)
+    _over_allocate(env, -500, at=fixed_at)
+    env.edit("payments", FULL_PAYMENT, updated_at=fixed_at)
+    fixed = env.sync("invoice_payments", day_window(1))
+    assert dict(fixed.counts) == {"created": 1}
+    row = env.ledger.get("invoice_payments", FULL_PAYMENT)
+    assert row is not None and row.status is Status.SYNCED and row.error_code is None
+    assert all(o.passed for o in env.check_all())
+
+
+def test_rejected_row_is_resent_after_release_for_retry(env: SyncEnv) -> None:
+    _over_allocate(env, 500)
+    env.sync_all()
+    rejected = env.ledger.get("invoice_payments", FULL_PAYMENT)
+    assert rejected is not None and rejected.status is Status.REJECTED
+
+    # Fixed on the Thred side instead: the invoice's first line is raised by 500 there.
+    line = env.thred_object("invoices", FULLY_PAID_INVOICE)["line_items"][0]
+    env.tamper(
+        "invoices",
+        f"invoice-{FULLY_PAID_INVOICE}",
+        {"line_items[0].unit_price": line["unit_price"] + 500},
+    )
+
+    assert env.sync("invoice_payments", day_window(5)).api_writes == 0  # not yet released
+    assert env.ledger.release_for_retry("invoice_payments") == 1
+
+    # Released rows are re-sent on the next run whatever the window.
+    retried = env.sync("invoice_payments", day_window(5))
+    assert retried.api_writes == 1
+    assert dict(retried.counts) == {"created": 1}
+    row = env.ledger.get("invoice_payments", FULL_PAYMENT)
+    assert row is not None and row.status is Status.SYNCED
+
+
+# --- crashes and uncertain outcomes ------------------------------------------------------------
+
+
+class SimulatedCrash(Exception):
+    """The process dies after the request reached Thred, before the ledger heard of it."""
+
+
+def crash_after(method: str, path_part: str) -> Any:
+    def factory(settings: ThredSettings) -> ThredClient:
+        class Crashing(ThredClient):
+            async def request(self, verb: str, path: str, **kw: Any) -> ThredResponse:
+                response = await super().request(verb, path, **kw)
+                if verb == method and path_part in path:
+                    raise SimulatedCrash(path)
+                return response
+
+        return Crashing(settings)
+
+    return factory
+
+
+def lose_response(method: str, path_part: str, *, sent: bool) -> Any:
+    """The request times out: it reached Thred (``sent``) or not; the caller cannot tell."""
+
+    def factory(settings: ThredSettings) -> ThredClient:
+        class Flaky(ThredClient):
+            async def request(self, verb: str, path: str, **kw: Any) -> ThredResponse:
+                if verb == method and path_part in path:
+                    if sent:
+                        await super().request(verb, path, **kw)
+                    raise ThredTransientError(
+                        "read timeout", outcome_uncertain=True, method=verb, path=path
+                    )
+                return await super().request(verb, path, **kw)
+
+        return Flaky(settings)
+
+    return factory
+
+
+@pytest.mark.parametrize(
+    ("entity", "source_id", "path_part"),
+    [
+        ("customers", "cus-01-0002", "/customers/"),
+        ("invoice_payments", LONE_PAYMENT, "/invoices/payments/"),
+    ],
+)
+def test_crash_between_request_and_ledger_write(
+    env: SyncEnv, entity: str, source_id: str, path_part: str
+) -> None:
+    for name in ORDER[: ORDER.index(entity)]:
+        env.sync(name)
+    # Only the chosen record is new, so the crash happens on its request.
+    spec = entities.get(entity)
+    others = [r["id"] for r in env.data[spec.table.name] if r["id"] != source_id]
+    env.edit(spec.table.name, source_id, updated_at=day_window(1).start)
+    if entity == "invoice_payments":
+        env.edit("payment_allocations", allocation_of(env, source_id)["id"], updated_at=day_window(1).start)
+    assert env.sync(entity).counts["created"] == len(others)
+
+    with pytest.raises(SimulatedCrash):
+        env.sync(entity, day_window(1), client_factory=crash_after("POST", path_part))
+
+    row = env.ledger.get(entity, source_id)
+    assert row is not None and row.status is Status.PENDING and row.thred_id is None
+    assert env.counts()[COLLECTION[entity]] == len(others) + 1  # Thred did create it
+
+    # Outside the window too: pending rows are re-sent first, with the same external_id.
+    result = env.sync(entity, day_window(9))
+    assert dict(result.counts) == {"unchanged": 1}  # answered 200: it already existed
+    assert result.api_writes == 1
+    row = env.ledger.get(entity, source_id)
+    assert row is not None and row.status is Status.SYNCED and row.thred_id
+    assert env.counts()[COLLECTION[entity]] == len(others) + 1
+    assert env.stats()["duplicate_external_ids"] == 0
+
+
+@pytest.mark.parametrize("sent", [True, False], ids=["applied", "lost"])
+def test_uncertain_update_is_resent(synced: SyncEnv, sent: bool) -> None:
+    window = day_window(1)
+    edited_at = window.start + timedelta(hours=1)
+    line = lines_of(synced, UNPAID_INVOICE)[0]
+    assert line["tax_code"] == "ZERO_RATED"
+    synced.edit(
+        "invoice_line_items", line["id"], unit_price_cents=line["unit_price_cents"] + 100,
+        updated_at=edited_at,
+    )
+    synced.edit("invoices", UNPAID_INVOICE, updated_at=edited_at)
+    before = synced.thred_object("invoices", UNPAID_INVOICE)["total_amount"]
+
+    first = synced.sync("invoices", window, client_factory=lose_response("PUT", "/invoices/", sent=sent))
+    assert dict(first.counts) == {"unknown": 1}
+    row = synced.ledger.get("invoices", UNPAID_INVOICE)
+    assert row is not None and row.status is Status.UNKNOWN
+
+    second = synced.sync("invoices", day_window(4))  # re-sent first, whatever the window
+    assert second.counts["updated"] == 1
+    row = synced.ledger.get("invoices", UNPAID_INVOICE)
+    assert row is not None and row.status is Status.SYNCED
+    assert synced.thred_object("invoices", UNPAID_INVOICE)["total_amount"] == before + 400
+    assert synced.counts()["invoices"] == synced.warehouse_count(wh.invoices)
+    assert synced.check("invoices", "ar_outstanding").passed
+
+
+def test_full_refresh_recreates_what_thred_lost_and_leaves_the_rest(synced: SyncEnv) -> None:
+    synced.admin(
+        "delete-object",
+        {
+            "business_id": synced.thred_business,
+            "collection": "customers",
+            "external_id": "customer-cus-01-0006",  # archived, no documents
+        },
+    )
+    assert not synced.check("customers", "count").passed
+
+    result = synced.sync("customers", options=SyncOptions(full_refresh=True))
+
+    assert result.counts["created"] == 1
+    assert result.counts["unchanged"] == synced.warehouse_count(wh.customers) - 1
+    assert synced.check("customers", "count").passed
+    assert synced.thred_object("customers", "cus-01-0006")["is_archived"] is True
