@@ -1,8 +1,8 @@
-"""Jobs: the nightly sync of every registry entity (with its checks)."""
-
-from __future__ import annotations
+"""Jobs: the nightly sync of every registry entity (with its checks), and quarantine retry."""
 
 import dagster as dg
+
+from thred_pipeline.resources import LedgerResource
 
 NIGHTLY_JOB_NAME = "nightly_thred_sync"
 
@@ -12,3 +12,23 @@ nightly_sync_job = dg.define_asset_job(
     run_tags={"thred/flow": "nightly"},
     description="Push every changed warehouse record of the day to Thred, then reconcile.",
 )
+
+
+class QuarantineRetryConfig(dg.Config):
+    entity: str | None = None  # None: every entity
+    source_ids: list[str] = []  # empty: every rejected record of the entity
+
+
+@dg.op(description="Mark rejected records for re-sending on the next sync run.")
+def release_quarantined(
+    context: dg.OpExecutionContext, config: QuarantineRetryConfig, ledger: LedgerResource
+) -> int:
+    released = ledger.ledger().release_for_retry(config.entity, config.source_ids or None)
+    context.log.info(f"{released} rejected records will be re-sent on the next sync run")
+    context.add_output_metadata({"released": released})
+    return released
+
+
+@dg.job(description="Retry quarantined (rejected) records on demand, e.g. after a Thred fix.")
+def retry_quarantine() -> None:
+    release_quarantined()

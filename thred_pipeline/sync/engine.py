@@ -122,6 +122,21 @@ class EntityRunResult:
         return out
 
 
+def record_version(record: SourceRecord) -> datetime:
+    """The record's warehouse version: its own updated_at or a child row's, if later.
+
+    Platforms do not always bump the parent when a line or an allocation changes; the ledger
+    confirms this version so reconciliation can tell "Thred holds the latest" from "pending".
+    """
+    version = record.updated_at
+    for rows in record.children.values():
+        for row in rows:
+            child = row.get("updated_at")
+            if isinstance(child, datetime) and child > version:
+                version = child
+    return version
+
+
 def payload_hash(mapped: Mapped, body: dict[str, Any]) -> str:
     canonical = json.dumps(
         {"body": body, "path": mapped.path_params},
@@ -314,19 +329,21 @@ class SyncEngine:
         result: EntityRunResult,
     ) -> None:
         external_id = spec.external_id(record.source_id)
+        version = record_version(record)
         job = _Job(
             spec=spec,
             record=record,
             state=state,
             client=client,
             result=result,
+            version=version,
             sample={"source_id": record.source_id, "external_id": external_id},
             outcome_args={
                 "entity": spec.name,
                 "source_id": record.source_id,
                 "business_id": record.business_id,
                 "external_id": external_id,
-                "source_updated_at": record.updated_at,
+                "source_updated_at": version,
             },
         )
         if state.paused:
@@ -405,7 +422,7 @@ class SyncEngine:
             business_id=record.business_id,
             external_id=job.body["external_id"],
             intended_hash=job.digest,
-            source_updated_at=record.updated_at,
+            source_updated_at=job.version,
         )
         assert job.mapped is not None
         path = self._path(spec, spec.create_path, job.state, job.mapped.path_params)
@@ -431,7 +448,7 @@ class SyncEngine:
                     source_id=record.source_id,
                     thred_id=thred_id,
                     confirmed_hash=held.digest if stale and held else REPLAYED,
-                    confirmed_updated_at=(held.updated_at if held else None) or record.updated_at,
+                    confirmed_updated_at=(held.updated_at if held else None) or job.version,
                     terminal_done=prior.terminal_done,
                     # Keep the confirmed payload to explain drift; an attempt's was not kept.
                     confirmed_body=None if prior.confirmed_hash else {},
@@ -471,10 +488,8 @@ class SyncEngine:
                     "ed in Thred and cannot be reopened",
                 )
                 return
-            if prior.status is not Status.SYNCED or (
-                prior.confirmed_updated_at != record.updated_at
-            ):
-                self.ledger.touch_confirmed(spec.name, record.source_id, record.updated_at)
+            if prior.status is not Status.SYNCED or prior.confirmed_updated_at != job.version:
+                self.ledger.touch_confirmed(spec.name, record.source_id, job.version)
             result.add(record.business_id, "unchanged")
             if released:
                 result.add(record.business_id, "released")
@@ -496,7 +511,7 @@ class SyncEngine:
                 business_id=record.business_id,
                 external_id=job.body["external_id"],
                 intended_hash=job.digest,
-                source_updated_at=record.updated_at,
+                source_updated_at=job.version,
             )
             mapped = job.mapped
             update_body = mapped.update_body if mapped.update_body is not None else job.body
@@ -527,7 +542,7 @@ class SyncEngine:
             source_id=job.record.source_id,
             thred_id=thred_id,
             confirmed_hash=job.digest,
-            confirmed_updated_at=job.record.updated_at,
+            confirmed_updated_at=job.version,
             terminal_done=terminal_done,
             confirmed_body=job.body,
         )
@@ -653,6 +668,7 @@ class _Job:
     state: _BusinessState
     client: ThredClient
     result: EntityRunResult
+    version: datetime
     sample: dict[str, Any]
     outcome_args: dict[str, Any]
     mapped: Mapped | None = None

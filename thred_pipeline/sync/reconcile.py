@@ -3,22 +3,43 @@
 Every measure compares an *independent* computation from the warehouse (raw rows, not the
 payloads we sent) with what Thred reports, so a mapper bug, a duplicate, a lost write or a
 value changed inside Thred all show up. Records whose latest warehouse version is not yet
-confirmed in Thred (deferred, quarantined, changed after the window) make their customer or
-vendor "not comparable" for that run: they are counted and named, never silently compared.
+confirmed in Thred (deferred, quarantined, changed after the window) make what depends on them
+"not comparable" for that run: they are counted and named, never silently compared. A record's
+version is the latest ``updated_at`` of its row and its child rows (lines, allocations, payout
+items), the same version the engine confirms, so a platform that edits a line without bumping
+the parent is not mistaken for a Thred-side difference.
+
+Measures (``SUPPORTED_MEASURES``; the registry says which entity runs which):
+
+- ``count``: Thred holds exactly the records the sync created; no warehouse row was skipped.
+- ``customer_balance`` / ``ar_outstanding``, ``vendor_balance`` / ``ap_outstanding``: each
+  party's open balance (documents minus allocated settlements), against the party list and
+  the aging report.
+- ``payments_total``: per payment, total, allocated, unallocated (and the fee for invoice
+  payments).
+- ``refund_liability``: per refund, refunded, paid out and remaining (Σ refunds - Σ refund
+  payments, the liability Thred carries), with the per-business total in the metrics.
+- ``payout_totals``: per payout, gross payments, refunds, fee, paid out, expected net and
+  variance, and how many payments and refund payments it settles.
+- ``vendor_credit_applied``: per vendor credit, total, applied and unapplied.
+
+Each money measure reads Thred once per business (one list pass) and the warehouse with one
+query per table.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
 
+from thred_pipeline import entities
 from thred_pipeline.entities import EntitySpec
 from thred_pipeline.sync.ledger import LedgerRow, SyncLedger
 from thred_pipeline.sync.money import line_net_cents
@@ -29,6 +50,7 @@ from thred_pipeline.warehouse import schema as wh
 from thred_pipeline.warehouse.extract import Warehouse
 
 MISMATCH_LIMIT = 50
+DETAIL_LIMIT = 10  # not-comparable records listed in ``CheckOutcome.details``
 
 
 @dataclass
@@ -87,6 +109,9 @@ class Reconciler:
             return await self._party_balance(spec, measure, AR, client)
         if measure in ("vendor_balance", "ap_outstanding"):
             return await self._party_balance(spec, measure, AP, client)
+        per_record = _PER_RECORD.get((measure, spec.name))
+        if per_record is not None:
+            return await self._per_record(spec, measure, per_record, client)
         raise ValueError(f"unknown reconciliation measure {measure!r} for {spec.name}")
 
     # --- counts ------------------------------------------------------------------------------
@@ -99,21 +124,18 @@ class Reconciler:
         ours = _by_business(self.ledger.iter_rows(spec.name))
         thred_total = 0
         ledger_total = 0
+        partner_listed: set[str] | None = None
         for business_id, thred_business in self._thred_businesses().items():
             created = {r.external_id for r in ours.get(business_id, []) if r.thred_id}
             ledger_total += len(created)
             if spec.partner_scoped:
-                listed = await _external_ids(client, "businesses/", None, None)
-                actual = len(created & listed)
-                if actual != len(created):
-                    for ext in sorted(created - listed):
-                        out.add(
-                            {
-                                "business": business_id,
-                                "external_id": ext,
-                                "problem": "missing in Thred",
-                            }
-                        )
+                if partner_listed is None:
+                    partner_listed = await _external_ids(client, spec.create_path, None, None)
+                actual = len(created & partner_listed)
+                for ext in sorted(created - partner_listed):
+                    out.add(
+                        {"business": business_id, "external_id": ext, "problem": "missing in Thred"}
+                    )
                 thred_total += actual
                 continue
             paths = self._list_paths(spec, business_id, thred_business)
@@ -153,8 +175,7 @@ class Reconciler:
                 {
                     "source_id": source_id,
                     "external_id": spec.external_id(source_id),
-                    "problem": f"updated {updated_at:%Y-%m-%d %H:%M} but never synced: "
-                    "backfill the partitions before this one",
+                    "problem": f"warehouse row updated {updated_at:%Y-%m-%d %H:%M} never synced",
                 }
             )
         statuses = self.ledger.status_counts(spec.name)
@@ -204,29 +225,60 @@ class Reconciler:
     def _thred_businesses(self) -> dict[str, str]:
         return {r.source_id: r.thred_id for r in self.ledger.iter_rows("businesses") if r.thred_id}
 
+    # --- versions ----------------------------------------------------------------------------
+
+    def _versions(self, spec: EntitySpec) -> dict[str, datetime]:
+        """Each record's latest warehouse version: its own updated_at or a child row's."""
+        t = spec.table
+        with self.warehouse.engine.connect() as conn:
+            versions = {
+                str(r.id): utc(r.updated_at) for r in conn.execute(select(t.c.id, t.c.updated_at))
+            }
+            for child in spec.children:
+                c = child.table
+                parent = c.c[child.parent_column]
+                query = select(parent, func.max(c.c.updated_at)).group_by(parent)
+                for parent_id, latest in conn.execute(query):
+                    key = str(parent_id)
+                    if key in versions and latest is not None:
+                        versions[key] = max(versions[key], utc(latest))
+        return versions
+
+    def _confirmed_ids(self, entity: str) -> tuple[set[str], dict[str, LedgerRow]]:
+        """Ids whose latest warehouse version Thred holds, and the entity's ledger rows."""
+        rows = {r.source_id: r for r in self.ledger.iter_rows(entity)}
+        versions = self._versions(entities.get(entity))
+        ok = {i for i, version in versions.items() if _confirmed(rows.get(i), version)}
+        return ok, rows
+
     # --- balances ----------------------------------------------------------------------------
 
     async def _party_balance(
         self, spec: EntitySpec, measure: str, side: _Side, client: ThredClient
     ) -> CheckOutcome:
+        """Every party Thred holds for us, documents or not: expected outstanding vs Thred's."""
         out = CheckOutcome(spec.name, measure, passed=True, summary="")
         expected, blockers = self._expected_balances(side)
-        party_rows = {r.source_id: r for r in self.ledger.iter_rows(side.party)}
+        parties = _by_business(r for r in self.ledger.iter_rows(side.party) if r.thred_id)
         compared = not_comparable = 0
         total_expected = total_thred = 0
         for business_id, thred_business in self._thred_businesses().items():
+            business_parties = expected.get(business_id, {})
+            rows = {r.source_id: r for r in parties.get(business_id, [])}
+            if not rows and not business_parties:
+                continue
             if measure == side.aging_measure:
                 actual, aging_total = await _aging(client, thred_business, side)
             else:
                 actual, aging_total = await _party_outstanding(client, thred_business, side), None
-            business_parties = expected.get(business_id, {})
             all_settled = True
-            for party_id, want in sorted(business_parties.items()):
-                row = party_rows.get(party_id)
-                if row is None or row.thred_id is None or blockers.get(party_id):
+            for party_id in sorted(set(rows) | set(business_parties)):
+                row = rows.get(party_id)
+                if row is None or blockers.get(party_id):
                     not_comparable += 1
                     all_settled = False
                     continue
+                want = business_parties.get(party_id, 0)
                 got = actual.get(row.external_id, 0)
                 compared += 1
                 total_expected += want
@@ -260,14 +312,14 @@ class Reconciler:
             "thred_cents": total_thred,
             "diff_cents": total_thred - total_expected,
             "mismatches": len(out.mismatches),
+            "blocked_records": sum(len(b) for b in blockers.values()),
         }
         out.passed = not out.mismatches
         out.summary = (
             f"{compared} {side.party_label}s compared, {len(out.mismatches)} mismatched; "
             f"{not_comparable} not comparable yet (records pending, deferred or quarantined)"
         )
-        out.metrics["blocked_records"] = sum(len(b) for b in blockers.values())
-        out.details = {p: b[:5] for p, b in sorted(blockers.items())[:10] if b}
+        out.details = _blocked_details(blockers)
         return out
 
     def _expected_balances(
@@ -275,35 +327,35 @@ class Reconciler:
     ) -> tuple[dict[str, dict[str, int]], dict[str, list[str]]]:
         """Outstanding per party from raw warehouse rows, plus why a party is not comparable."""
         documents = self._documents(side)
-        doc_ledger = {r.source_id: r for r in self.ledger.iter_rows(side.document)}
+        doc_ok, _ = self._confirmed_ids(side.document)
         blockers: dict[str, list[str]] = defaultdict(list)
         expected: dict[str, dict[str, int]] = defaultdict(dict)
-        doc_party: dict[str, str] = {}
+        doc_party: dict[str, tuple[str, str]] = {}
         for doc in documents:
-            doc_party[doc.id] = doc.party_id
+            doc_party[doc.id] = (doc.business_id, doc.party_id)
             expected[doc.business_id].setdefault(doc.party_id, 0)
-            state = _in_thred(doc_ledger.get(doc.id), doc.updated_at)
-            if state is not True:
-                if state is None:
-                    blockers[doc.party_id].append(f"{side.document} {doc.id}")
+            if doc.id not in doc_ok:
+                blockers[doc.party_id].append(f"{side.document} {doc.id}")
                 continue
             if doc.voided:
                 continue
             expected[doc.business_id][doc.party_id] += doc.total_cents
-        for entity, table, alloc_table, parent_col, doc_col in side.settlements:
-            rows = self._settlements(table, alloc_table, parent_col, doc_col)
-            ledger_rows = {r.source_id: r for r in self.ledger.iter_rows(entity)}
-            for settlement_id, updated_at, doc_id, amount in rows:
-                party = doc_party.get(doc_id)
-                if party is None:
+        for entity, alloc_table, parent_col, doc_col in side.settlements:
+            settled_ok, _ = self._confirmed_ids(entity)
+            query = select(
+                alloc_table.c[parent_col], alloc_table.c[doc_col], alloc_table.c.amount_cents
+            )
+            with self.warehouse.engine.connect() as conn:
+                allocations = [(str(r[0]), str(r[1]), int(r[2])) for r in conn.execute(query)]
+            for settlement_id, doc_id, amount in allocations:
+                owner = doc_party.get(doc_id)
+                if owner is None:
                     continue
-                business = next(b for b, ps in expected.items() if party in ps)
-                state = _in_thred(ledger_rows.get(settlement_id), updated_at)
-                if state is not True:
-                    if state is None:
-                        blockers[party].append(f"{entity} {settlement_id}")
+                business, party = owner
+                if settlement_id not in settled_ok:
+                    blockers[party].append(f"{entity} {settlement_id}")
                     continue
-                expected[business][party] -= amount
+                expected[business][party] -= int(amount)
         return expected, blockers
 
     def _documents(self, side: _Side) -> list[_Document]:
@@ -315,7 +367,6 @@ class Reconciler:
                     id=str(row["id"]),
                     business_id=str(row["business_id"]),
                     party_id=str(row[side.party_column]),
-                    updated_at=utc(row["updated_at"]),
                     voided=bool(side.void_column and row.get(side.void_column) is not None),
                     total_cents=-int(row.get("additional_discount_cents") or 0),
                 )
@@ -331,14 +382,368 @@ class Reconciler:
                 doc.total_cents += net + int(line["tax_amount_cents"] or 0)
         return list(docs.values())
 
-    def _settlements(
-        self, table: Table, alloc_table: Table, parent_col: str, doc_col: str
-    ) -> list[tuple[str, datetime, str, int]]:
-        query = select(
-            table.c.id, table.c.updated_at, alloc_table.c[doc_col], alloc_table.c.amount_cents
-        ).join(alloc_table, alloc_table.c[parent_col] == table.c.id)
+    # --- per-record money --------------------------------------------------------------------
+
+    async def _per_record(
+        self, spec: EntitySpec, measure: str, how: _RecordMeasure, client: ThredClient
+    ) -> CheckOutcome:
+        """Each comparable record's amounts against the same record in Thred's list."""
+        out = CheckOutcome(spec.name, measure, passed=True, summary="")
+        expected, blockers = how.expect(self, spec)
+        ledger_rows = {r.source_id: r for r in self.ledger.iter_rows(spec.name)}
+        compared = not_comparable = 0
+        total_expected = total_thred = 0
+        for business_id, thred_business in self._thred_businesses().items():
+            wanted = expected.get(business_id, {})
+            if not wanted:
+                continue
+            listed: dict[str, Mapping[str, Any]] = {}
+            async for item in client.iter_pages(
+                f"businesses/{thred_business}/{spec.create_path}", business_id=thred_business
+            ):
+                if item.get("external_id"):
+                    listed[str(item["external_id"])] = item
+            for source_id, values in sorted(wanted.items()):
+                row = ledger_rows.get(source_id)
+                if row is None or row.thred_id is None or blockers.get(source_id):
+                    not_comparable += 1
+                    continue
+                found = listed.get(row.external_id)
+                if found is None:
+                    out.add(
+                        {
+                            "business": business_id,
+                            how.label: row.external_id,
+                            "problem": "missing in Thred",
+                        }
+                    )
+                    continue
+                compared += 1
+                for f in how.fields:
+                    want = values[f.name]
+                    got = f.read(found)
+                    if f.name == how.headline:
+                        total_expected += want
+                        total_thred += got or 0
+                    if got != want:
+                        out.add(
+                            {
+                                "business": business_id,
+                                how.label: row.external_id,
+                                "field": f.name,
+                                "expected": want,
+                                "thred": got,
+                                "diff": None if got is None else got - want,
+                            }
+                        )
+        out.metrics = {
+            "records_compared": compared,
+            "records_not_comparable": not_comparable,
+            "expected_cents": total_expected,
+            "thred_cents": total_thred,
+            "diff_cents": total_thred - total_expected,
+            "mismatches": len(out.mismatches),
+            "blocked_records": sum(len(b) for b in blockers.values()),
+        }
+        out.passed = not out.mismatches
+        out.summary = (
+            f"{compared} {how.label}s compared ({how.headline}: {total_expected} expected, "
+            f"{total_thred} in Thred), {len(out.mismatches)} mismatches; "
+            f"{not_comparable} not comparable yet (records pending, deferred or quarantined)"
+        )
+        out.details = _blocked_details(blockers)
+        return out
+
+    def _rows(self, table: Table, *columns: str) -> list[dict[str, Any]]:
+        query = select(*(table.c[c] for c in columns))
         with self.warehouse.engine.connect() as conn:
-            return [(str(r[0]), utc(r[1]), str(r[2]), int(r[3])) for r in conn.execute(query)]
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def _expect_payments(self, spec: EntitySpec) -> _Expectation:
+        """Per payment: total, allocated, unallocated (and fee) from its row and allocations."""
+        invoice_side = spec.name == "invoice_payments"
+        table, alloc, parent = (
+            (wh.payments, wh.payment_allocations, "payment_id")
+            if invoice_side
+            else (wh.bill_payments, wh.bill_payment_allocations, "bill_payment_id")
+        )
+        total_key = "total_amount_cents" if invoice_side else "amount_cents"
+        ok, _ = self._confirmed_ids(spec.name)
+        allocated: dict[str, int] = defaultdict(int)
+        for a in self._rows(alloc, parent, "amount_cents"):
+            allocated[str(a[parent])] += int(a["amount_cents"])
+        columns: tuple[str, ...] = ("id", "business_id", "amount_cents")
+        if invoice_side:
+            columns = (*columns, "processing_fee_cents")
+        expected: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
+        blockers: dict[str, list[str]] = {}
+        for p in self._rows(table, *columns):
+            pid, total = str(p["id"]), int(p["amount_cents"])
+            values = {
+                total_key: total,
+                "allocated_amount_cents": allocated[pid],
+                "unallocated_amount_cents": total - allocated[pid],
+            }
+            if invoice_side:
+                values["processing_fee_cents"] = int(p["processing_fee_cents"] or 0)
+            expected[str(p["business_id"])][pid] = values
+            if pid not in ok:
+                blockers[pid] = [f"{spec.name} {pid}"]
+        return expected, blockers
+
+    def _expect_refunds(self, spec: EntitySpec) -> _Expectation:
+        """Per refund: refunded, paid back, remaining — the refund liability Thred carries."""
+        ok, _ = self._confirmed_ids("refunds")
+        paid_ok, _ = self._confirmed_ids("refund_payments")
+        paid: dict[str, int] = defaultdict(int)
+        waiting: dict[str, list[str]] = defaultdict(list)
+        for rp in self._rows(wh.refund_payments, "id", "refund_id", "amount_cents"):
+            refund_id, rp_id = str(rp["refund_id"]), str(rp["id"])
+            paid[refund_id] += int(rp["amount_cents"])
+            if rp_id not in paid_ok:
+                waiting[refund_id].append(f"refund_payments {rp_id}")
+        expected: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
+        blockers: dict[str, list[str]] = {}
+        for r in self._rows(wh.refunds, "id", "business_id", "amount_cents"):
+            rid, amount = str(r["id"]), int(r["amount_cents"])
+            expected[str(r["business_id"])][rid] = {
+                "refunded_amount": amount,
+                "paid_amount_cents": paid[rid],
+                "remaining_amount_cents": amount - paid[rid],
+            }
+            blocked = ([] if rid in ok else [f"refunds {rid}"]) + waiting.get(rid, [])
+            if blocked:
+                blockers[rid] = blocked
+        return expected, blockers
+
+    def _expect_payouts(self, spec: EntitySpec) -> _Expectation:
+        """Per payout: what it settles (gross, refunds) and what should have reached the bank."""
+        ok, _ = self._confirmed_ids("payouts")
+        pay_ok, _ = self._confirmed_ids("invoice_payments")
+        rp_ok, _ = self._confirmed_ids("refund_payments")
+        amounts = {
+            str(p["id"]): int(p["amount_cents"])
+            for p in self._rows(wh.payments, "id", "amount_cents")
+        }
+        refunded = {
+            str(p["id"]): int(p["amount_cents"])
+            for p in self._rows(wh.refund_payments, "id", "amount_cents")
+        }
+        members: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for item in self._rows(wh.payout_items, "payout_id", "payment_id", "refund_payment_id"):
+            if item["payment_id"]:
+                members[str(item["payout_id"])].append(
+                    ("invoice_payments", str(item["payment_id"]))
+                )
+            if item["refund_payment_id"]:
+                members[str(item["payout_id"])].append(
+                    ("refund_payments", str(item["refund_payment_id"]))
+                )
+        expected: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
+        blockers: dict[str, list[str]] = {}
+        columns = ("id", "business_id", "paid_out_amount_cents", "fee_cents")
+        for p in self._rows(wh.payouts, *columns):
+            pid = str(p["id"])
+            blocked = [] if pid in ok else [f"payouts {pid}"]
+            gross = refunds = payments = refund_payments = 0
+            for entity, member in members.get(pid, []):
+                if entity == "invoice_payments":
+                    gross += amounts.get(member, 0)
+                    payments += 1
+                    confirmed = member in pay_ok
+                else:
+                    refunds += refunded.get(member, 0)
+                    refund_payments += 1
+                    confirmed = member in rp_ok
+                if not confirmed:
+                    blocked.append(f"{entity} {member}")
+            paid_out, fee = int(p["paid_out_amount_cents"]), int(p["fee_cents"] or 0)
+            expected_net = gross - refunds - fee  # no additional refunds are synced
+            expected[str(p["business_id"])][pid] = {
+                "paid_out_amount_cents": paid_out,
+                "fee_cents": fee,
+                "gross_payments_amount_cents": gross,
+                "total_refunds_amount_cents": refunds,
+                "additional_refunds_amount_cents": 0,
+                "expected_net_amount_cents": expected_net,
+                "amount_variance_cents": paid_out - expected_net,
+                "payment_count": payments,
+                "refund_payment_count": refund_payments,
+            }
+            if blocked:
+                blockers[pid] = blocked
+        return expected, blockers
+
+    def _expect_vendor_credits(self, spec: EntitySpec) -> _Expectation:
+        """Per vendor credit: its total, what is applied to bills, and what is left."""
+        ok, _ = self._confirmed_ids("vendor_credits")
+        totals: dict[str, int] = defaultdict(int)
+        for line in self._rows(wh.vendor_credit_lines, "vendor_credit_id", "amount_cents"):
+            totals[str(line["vendor_credit_id"])] += int(line["amount_cents"])
+        applied: dict[str, int] = defaultdict(int)
+        for a in self._rows(wh.vendor_credit_allocations, "vendor_credit_id", "amount_cents"):
+            applied[str(a["vendor_credit_id"])] += int(a["amount_cents"])
+        expected: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
+        blockers: dict[str, list[str]] = {}
+        for c in self._rows(wh.vendor_credits, "id", "business_id"):
+            cid = str(c["id"])
+            expected[str(c["business_id"])][cid] = {
+                "total_amount": totals[cid],
+                "applied_amount": applied[cid],
+                "unapplied_amount": totals[cid] - applied[cid],
+            }
+            if cid not in ok:
+                blockers[cid] = [f"vendor_credits {cid}"]
+        return expected, blockers
+
+
+# (business -> source id -> field -> expected value), (source id -> blocking records)
+_Expectation = tuple[dict[str, dict[str, dict[str, int]]], dict[str, list[str]]]
+
+
+@dataclass(frozen=True)
+class _Field:
+    """One amount of a record as Thred reports it: the first key present, else derived."""
+
+    name: str
+    keys: tuple[str, ...] = ()
+    derive: Callable[[Mapping[str, Any]], int | None] | None = None
+
+    def read(self, item: Mapping[str, Any]) -> int | None:
+        for key in self.keys or (self.name,):
+            value = _int(item.get(key))
+            if value is not None:
+                return value
+        return self.derive(item) if self.derive is not None else None
+
+
+@dataclass(frozen=True)
+class _RecordMeasure:
+    label: str
+    headline: str  # the field summed into the metrics
+    fields: tuple[_Field, ...]
+    expect: Callable[[Reconciler, EntitySpec], _Expectation]
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    return None
+
+
+def _sum_of(key: str, *names: str) -> Callable[[Mapping[str, Any]], int | None]:
+    def derive(item: Mapping[str, Any]) -> int | None:
+        rows = item.get(key)
+        if not isinstance(rows, list):
+            return None
+        total = 0
+        for row in rows:
+            value = next((_int(row.get(n)) for n in names if _int(row.get(n)) is not None), None)
+            if value is None:
+                return None
+            total += value
+        return total
+
+    return derive
+
+
+def _difference(minuend: _Field, subtrahend: _Field) -> Callable[[Mapping[str, Any]], int | None]:
+    def derive(item: Mapping[str, Any]) -> int | None:
+        a, b = minuend.read(item), subtrahend.read(item)
+        return None if a is None or b is None else a - b
+
+    return derive
+
+
+_PAY_TOTAL = _Field("total_amount_cents", ("total_amount_cents", "total_amount"))
+_BILL_PAY_TOTAL = _Field("amount_cents", ("amount_cents",))
+_ALLOCATED = _Field("allocated_amount_cents", ("allocated_amount_cents", "allocated_amount"))
+_REFUNDED = _Field("refunded_amount", ("refunded_amount", "amount_cents"))
+_REFUND_PAID = _Field(
+    "paid_amount_cents",
+    ("paid_amount_cents",),
+    _sum_of("refund_payments", "refunded_amount_cents", "refunded_amount"),
+)
+_CREDIT_TOTAL = _Field("total_amount")
+_CREDIT_APPLIED = _Field("applied_amount")
+
+_PER_RECORD: dict[tuple[str, str], _RecordMeasure] = {
+    ("payments_total", "invoice_payments"): _RecordMeasure(
+        "payment",
+        "total_amount_cents",
+        (
+            _PAY_TOTAL,
+            _ALLOCATED,
+            _Field(
+                "unallocated_amount_cents",
+                ("unallocated_amount_cents", "unallocated_amount"),
+                _difference(_PAY_TOTAL, _ALLOCATED),
+            ),
+            _Field("processing_fee_cents", ("processing_fee_cents", "processing_fee")),
+        ),
+        Reconciler._expect_payments,
+    ),
+    ("payments_total", "bill_payments"): _RecordMeasure(
+        "bill payment",
+        "amount_cents",
+        (
+            _BILL_PAY_TOTAL,
+            _ALLOCATED,
+            _Field(
+                "unallocated_amount_cents",
+                ("unallocated_amount_cents",),
+                _difference(_BILL_PAY_TOTAL, _ALLOCATED),
+            ),
+        ),
+        Reconciler._expect_payments,
+    ),
+    ("refund_liability", "refunds"): _RecordMeasure(
+        "refund",
+        "remaining_amount_cents",
+        (
+            _REFUNDED,
+            _REFUND_PAID,
+            _Field(
+                "remaining_amount_cents",
+                ("remaining_amount_cents",),
+                _difference(_REFUNDED, _REFUND_PAID),
+            ),
+        ),
+        Reconciler._expect_refunds,
+    ),
+    ("payout_totals", "payouts"): _RecordMeasure(
+        "payout",
+        "amount_variance_cents",
+        (
+            _Field("paid_out_amount_cents"),
+            _Field("fee_cents"),
+            _Field("gross_payments_amount_cents"),
+            _Field("total_refunds_amount_cents"),
+            _Field("additional_refunds_amount_cents"),
+            _Field("expected_net_amount_cents"),
+            _Field("amount_variance_cents"),
+            _Field("payment_count", derive=lambda item: _len(item.get("payments"))),
+            _Field("refund_payment_count", derive=lambda item: _len(item.get("refund_payments"))),
+        ),
+        Reconciler._expect_payouts,
+    ),
+    ("vendor_credit_applied", "vendor_credits"): _RecordMeasure(
+        "vendor credit",
+        "unapplied_amount",
+        (
+            _CREDIT_TOTAL,
+            _CREDIT_APPLIED,
+            _Field("unapplied_amount", derive=_difference(_CREDIT_TOTAL, _CREDIT_APPLIED)),
+        ),
+        Reconciler._expect_vendor_credits,
+    ),
+}
+
+
+def _len(value: Any) -> int | None:
+    return len(value) if isinstance(value, list) else None
 
 
 @dataclass
@@ -346,7 +751,6 @@ class _Document:
     id: str
     business_id: str
     party_id: str
-    updated_at: datetime
     voided: bool
     total_cents: int
 
@@ -363,7 +767,7 @@ class _Side:
     line_table: Table
     line_parent: str
     void_column: str | None
-    settlements: tuple[tuple[str, Table, Table, str, str], ...]
+    settlements: tuple[tuple[str, Table, str, str], ...]  # entity, allocations, parent, doc
     list_path: str
     aging_path: str
     aging_key: str
@@ -379,9 +783,7 @@ AR = _Side(
     line_table=wh.invoice_line_items,
     line_parent="invoice_id",
     void_column="voided_at",
-    settlements=(
-        ("invoice_payments", wh.payments, wh.payment_allocations, "payment_id", "invoice_id"),
-    ),
+    settlements=(("invoice_payments", wh.payment_allocations, "payment_id", "invoice_id"),),
     list_path="customers/",
     aging_path="insights/ar-aging/",
     aging_key="customers",
@@ -398,20 +800,8 @@ AP = _Side(
     line_parent="bill_id",
     void_column=None,
     settlements=(
-        (
-            "bill_payments",
-            wh.bill_payments,
-            wh.bill_payment_allocations,
-            "bill_payment_id",
-            "bill_id",
-        ),
-        (
-            "vendor_credits",
-            wh.vendor_credits,
-            wh.vendor_credit_allocations,
-            "vendor_credit_id",
-            "bill_id",
-        ),
+        ("bill_payments", wh.bill_payment_allocations, "bill_payment_id", "bill_id"),
+        ("vendor_credits", wh.vendor_credit_allocations, "vendor_credit_id", "bill_id"),
     ),
     list_path="vendors/",
     aging_path="insights/ap-aging/",
@@ -420,27 +810,20 @@ AP = _Side(
 )
 
 
-def _confirmed(row: LedgerRow | None, updated_at: datetime) -> bool:
+def _confirmed(row: LedgerRow | None, version: datetime) -> bool:
     """Thred holds this exact warehouse version of the record."""
     return (
         row is not None
         and row.status is Status.SYNCED
         and row.confirmed_updated_at is not None
-        and row.confirmed_updated_at == updated_at
+        and row.confirmed_updated_at == version
     )
 
 
-def _in_thred(row: LedgerRow | None, updated_at: datetime) -> bool | None:
-    """True: Thred holds this warehouse version. False: Thred holds nothing of it (never sent,
-    deferred, or rejected before creation), so it is absent on both sides. None: unknowable
-    (outcome uncertain, or Thred holds an older version) — its party cannot be compared."""
-    if _confirmed(row, updated_at):
-        return True
-    if row is None:
-        return False
-    if row.thred_id is None and row.status in (Status.DEFERRED, Status.REJECTED):
-        return False
-    return None
+def _blocked_details(blockers: Mapping[str, list[str]]) -> dict[str, Any]:
+    """Why records are not comparable: the first few, each with its first blocking records."""
+    blocked = [(k, b) for k, b in sorted(blockers.items()) if b]
+    return {k: b[:5] for k, b in blocked[:DETAIL_LIMIT]}
 
 
 def _by_business(rows: Iterable[LedgerRow]) -> dict[str, list[LedgerRow]]:
@@ -493,6 +876,10 @@ SUPPORTED_MEASURES = (
     "ar_outstanding",
     "vendor_balance",
     "ap_outstanding",
+    "payments_total",
+    "refund_liability",
+    "payout_totals",
+    "vendor_credit_applied",
 )
 
 

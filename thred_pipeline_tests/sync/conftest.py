@@ -113,7 +113,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     """Warehouse and ledger URLs of the test's own, on SQLite files or a PostgreSQL database."""
     if request.param == "sqlite":
         return Backend(
-            "sqlite", f"sqlite:///{tmp_path / 'warehouse.db'}", f"sqlite:///{tmp_path / 'ledger.db'}"
+            "sqlite",
+            f"sqlite:///{tmp_path / 'warehouse.db'}",
+            f"sqlite:///{tmp_path / 'ledger.db'}",
         )
     url: str = request.getfixturevalue("postgres_url")
     return Backend("postgres", url, url)
@@ -189,9 +191,7 @@ class SyncEnv:
         options: SyncOptions | None = None,
     ) -> dict[str, EntityRunResult]:
         engine = self.engine(options)
-        return {
-            name: engine.sync_entity(entities.get(name), window) for name in (order or ORDER)
-        }
+        return {name: engine.sync_entity(entities.get(name), window) for name in (order or ORDER)}
 
     def reconciler(self) -> Reconciler:
         return Reconciler(self.warehouse, self.ledger, self.settings)
@@ -255,7 +255,7 @@ class SyncEnv:
     def counts(self) -> dict[str, int]:
         """Sandbox object counts per collection, over this env's businesses (and the partner)."""
         out: dict[str, int] = {}
-        for scope, collections in self.stats()["objects"].items():
+        for collections in self.stats()["objects"].values():
             for collection, n in collections.items():
                 out[collection] = out.get(collection, 0) + n
         return out

@@ -1,4 +1,5 @@
-"""The sync engine against real components: sandbox over HTTP, warehouse and ledger on both backends.
+"""The sync engine against real components: the sandbox over HTTP, warehouse and ledger on both
+backends.
 
 Each test gets a fresh sandbox and databases of its own (``env``/``synced`` fixtures), because a
 business's external id is per partner and two syncs of the same seed would meet in one sandbox.
@@ -62,7 +63,7 @@ def route_count(env: SyncEnv, method: str, route_part: str) -> int:
 # --- first and second sync ---------------------------------------------------------------------
 
 
-def test_first_sync_creates_everything_and_reconciles(env: SyncEnv) -> None:
+def test_first_sync_creates_everything_and_a_second_writes_nothing(env: SyncEnv) -> None:
     results = env.sync_all()
 
     for name in ORDER:
@@ -85,19 +86,25 @@ def test_first_sync_creates_everything_and_reconciles(env: SyncEnv) -> None:
     failed = [(o.entity, o.measure, o.summary, o.mismatches[:3]) for o in outcomes if not o.passed]
     assert not failed
     money = [o for o in outcomes if o.measure != "count"]
-    assert {o.measure for o in money} >= {"customer_balance", "ap_outstanding"}
+    assert {o.measure for o in money} == {
+        "customer_balance",
+        "ar_outstanding",
+        "vendor_balance",
+        "ap_outstanding",
+        "payments_total",
+        "refund_liability",
+        "payout_totals",
+        "vendor_credit_applied",
+    }
     for outcome in money:
         assert not outcome.details, (outcome.measure, outcome.details)  # everything comparable
 
-
-def test_second_sync_makes_zero_writes(synced: SyncEnv) -> None:
-    before = synced.counts()
-    results = synced.sync_all()
-    for name, result in results.items():
-        rows = synced.warehouse_count(entities.get(name).table)
+    again = env.sync_all()
+    for name, result in again.items():
+        rows = env.warehouse_count(entities.get(name).table)
         assert result.api_writes == 0, name
         assert dict(result.counts) == {"unchanged": rows}, name
-    assert synced.counts() == before
+    assert env.counts() == objects
 
 
 # --- changes -----------------------------------------------------------------------------------
@@ -263,7 +270,7 @@ def _over_allocate(env: SyncEnv, extra: int, at: Any = None) -> None:
     env.edit("payment_allocations", allocation["id"], **alloc_values)
 
 
-def test_thred_rejection_is_recorded_and_not_resent_until_the_row_changes(env: SyncEnv) -> None:
+def test_thred_rejection_is_kept_and_resent_only_on_change_or_release(env: SyncEnv) -> None:
     _over_allocate(env, 500)  # more than the invoice's outstanding 10680
 
     results = env.sync_all()
@@ -275,48 +282,34 @@ def test_thred_rejection_is_recorded_and_not_resent_until_the_row_changes(env: S
     assert row.error_details is not None
     assert "allocations[0].amount_cents" in row.error_details
     assert "outstanding" in row.error_details["allocations[0].amount_cents"][0]
+    assert FULL_PAYMENT in (row.error_message or "")
     assert row.thred_id is None
 
+    # Unchanged: not re-sent (0 calls), still counted as rejected.
     posts = route_count(env, "POST", "/invoices/payments/")
     again = env.sync("invoice_payments")
-    assert again.counts["rejected"] == 1
+    assert dict(again.counts) == {"rejected": 1, "unchanged": 17}
     assert again.api_calls == 0
     assert route_count(env, "POST", "/invoices/payments/") == posts
+
+    # Released for retry: re-sent on the next run whatever its window, refused again.
+    assert env.ledger.release_for_retry("invoice_payments") == 1
+    retried = env.sync("invoice_payments", day_window(5))
+    assert dict(retried.counts) == {"rejected": 1}
+    assert retried.api_writes == 1
+    row = env.ledger.get("invoice_payments", FULL_PAYMENT)
+    assert row is not None and row.status is Status.REJECTED
+    assert row.error_code == "validation_error"
+    assert env.sync("invoice_payments", day_window(5)).api_calls == 0
 
     # The platform corrects the row: it is re-sent and syncs.
     fixed_at = day_window(1).start + timedelta(hours=1)
     _over_allocate(env, -500, at=fixed_at)
-    env.edit("payments", FULL_PAYMENT, updated_at=fixed_at)
     fixed = env.sync("invoice_payments", day_window(1))
     assert dict(fixed.counts) == {"created": 1}
     row = env.ledger.get("invoice_payments", FULL_PAYMENT)
     assert row is not None and row.status is Status.SYNCED and row.error_code is None
     assert all(o.passed for o in env.check_all())
-
-
-def test_rejected_row_is_resent_after_release_for_retry(env: SyncEnv) -> None:
-    _over_allocate(env, 500)
-    env.sync_all()
-    rejected = env.ledger.get("invoice_payments", FULL_PAYMENT)
-    assert rejected is not None and rejected.status is Status.REJECTED
-
-    # Fixed on the Thred side instead: the invoice's first line is raised by 500 there.
-    line = env.thred_object("invoices", FULLY_PAID_INVOICE)["line_items"][0]
-    env.tamper(
-        "invoices",
-        f"invoice-{FULLY_PAID_INVOICE}",
-        {"line_items[0].unit_price": line["unit_price"] + 500},
-    )
-
-    assert env.sync("invoice_payments", day_window(5)).api_writes == 0  # not yet released
-    assert env.ledger.release_for_retry("invoice_payments") == 1
-
-    # Released rows are re-sent on the next run whatever the window.
-    retried = env.sync("invoice_payments", day_window(5))
-    assert retried.api_writes == 1
-    assert dict(retried.counts) == {"created": 1}
-    row = env.ledger.get("invoice_payments", FULL_PAYMENT)
-    assert row is not None and row.status is Status.SYNCED
 
 
 # --- crashes and uncertain outcomes ------------------------------------------------------------
@@ -340,25 +333,6 @@ def crash_after(method: str, path_part: str) -> Any:
     return factory
 
 
-def lose_response(method: str, path_part: str, *, sent: bool) -> Any:
-    """The request times out: it reached Thred (``sent``) or not; the caller cannot tell."""
-
-    def factory(settings: ThredSettings) -> ThredClient:
-        class Flaky(ThredClient):
-            async def request(self, verb: str, path: str, **kw: Any) -> ThredResponse:
-                if verb == method and path_part in path:
-                    if sent:
-                        await super().request(verb, path, **kw)
-                    raise ThredTransientError(
-                        "read timeout", outcome_uncertain=True, method=verb, path=path
-                    )
-                return await super().request(verb, path, **kw)
-
-        return Flaky(settings)
-
-    return factory
-
-
 @pytest.mark.parametrize(
     ("entity", "source_id", "path_part"),
     [
@@ -376,7 +350,11 @@ def test_crash_between_request_and_ledger_write(
     others = [r["id"] for r in env.data[spec.table.name] if r["id"] != source_id]
     env.edit(spec.table.name, source_id, updated_at=day_window(1).start)
     if entity == "invoice_payments":
-        env.edit("payment_allocations", allocation_of(env, source_id)["id"], updated_at=day_window(1).start)
+        env.edit(
+            "payment_allocations",
+            allocation_of(env, source_id)["id"],
+            updated_at=day_window(1).start,
+        )
     assert env.sync(entity).counts["created"] == len(others)
 
     with pytest.raises(SimulatedCrash):
@@ -396,29 +374,55 @@ def test_crash_between_request_and_ledger_write(
     assert env.stats()["duplicate_external_ids"] == 0
 
 
-@pytest.mark.parametrize("sent", [True, False], ids=["applied", "lost"])
-def test_uncertain_update_is_resent(synced: SyncEnv, sent: bool) -> None:
+def test_uncertain_updates_are_resent(synced: SyncEnv) -> None:
+    """A PUT times out: applied (``inv-21``) or lost (``inv-23``) — both are re-sent next run."""
     window = day_window(1)
     edited_at = window.start + timedelta(hours=1)
-    line = lines_of(synced, UNPAID_INVOICE)[0]
-    assert line["tax_code"] == "ZERO_RATED"
-    synced.edit(
-        "invoice_line_items", line["id"], unit_price_cents=line["unit_price_cents"] + 100,
-        updated_at=edited_at,
-    )
-    synced.edit("invoices", UNPAID_INVOICE, updated_at=edited_at)
-    before = synced.thred_object("invoices", UNPAID_INVOICE)["total_amount"]
+    before: dict[str, int] = {}
+    delta: dict[str, int] = {}
+    for invoice in (UNPAID_INVOICE, "inv-01-00023"):
+        line = next(ln for ln in lines_of(synced, invoice) if ln["tax_code"] == "ZERO_RATED")
+        delta[invoice] = round_half_up(Decimal(line["quantity"]) * 100)
+        synced.edit(
+            "invoice_line_items",
+            line["id"],
+            unit_price_cents=line["unit_price_cents"] + 100,
+            updated_at=edited_at,
+        )
+        synced.edit("invoices", invoice, updated_at=edited_at)
+        before[invoice] = synced.thred_object("invoices", invoice)["total_amount"]
 
-    first = synced.sync("invoices", window, client_factory=lose_response("PUT", "/invoices/", sent=sent))
-    assert dict(first.counts) == {"unknown": 1}
-    row = synced.ledger.get("invoices", UNPAID_INVOICE)
-    assert row is not None and row.status is Status.UNKNOWN
+    def flaky(settings: ThredSettings) -> ThredClient:
+        class Flaky(ThredClient):
+            async def request(self, verb: str, path: str, **kw: Any) -> ThredResponse:
+                if verb == "PUT":
+                    if "/invoices/" in path and not path.endswith("/invoices/"):
+                        thred_id = synced.ledger.thred_ids("invoices", [UNPAID_INVOICE])
+                        if thred_id[UNPAID_INVOICE] in path:  # applied, answer lost
+                            await super().request(verb, path, **kw)
+                    raise ThredTransientError(
+                        "read timeout", outcome_uncertain=True, method=verb, path=path
+                    )
+                return await super().request(verb, path, **kw)
+
+        return Flaky(settings)
+
+    first = synced.sync("invoices", window, client_factory=flaky)
+    assert dict(first.counts) == {"unknown": 2}
+    assert synced.thred_object("invoices", UNPAID_INVOICE)["total_amount"] > before[UNPAID_INVOICE]
+    assert synced.thred_object("invoices", "inv-01-00023")["total_amount"] == before["inv-01-00023"]
+    for invoice in before:
+        row = synced.ledger.get("invoices", invoice)
+        assert row is not None and row.status is Status.UNKNOWN and row.error_code == "uncertain"
+    outcome = synced.check("invoices", "ar_outstanding")
+    assert outcome.passed and outcome.metrics["parties_not_comparable"] == 1  # both cus-01-0004
 
     second = synced.sync("invoices", day_window(4))  # re-sent first, whatever the window
-    assert second.counts["updated"] == 1
-    row = synced.ledger.get("invoices", UNPAID_INVOICE)
-    assert row is not None and row.status is Status.SYNCED
-    assert synced.thred_object("invoices", UNPAID_INVOICE)["total_amount"] == before + 400
+    assert dict(second.counts) == {"updated": 2}
+    for invoice, total in before.items():
+        row = synced.ledger.get("invoices", invoice)
+        assert row is not None and row.status is Status.SYNCED
+        assert synced.thred_object("invoices", invoice)["total_amount"] == total + delta[invoice]
     assert synced.counts()["invoices"] == synced.warehouse_count(wh.invoices)
     assert synced.check("invoices", "ar_outstanding").passed
 
