@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from thred_pipeline import config
+from thred_pipeline.sandbox.config import add_fault_arguments
 
 
 def _window(args: argparse.Namespace) -> tuple[datetime, datetime]:
@@ -43,11 +44,15 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from thred_pipeline.sandbox.config import SandboxConfig
+    from thred_pipeline.sandbox.config import SandboxConfig, fault_config_from_args
     from thred_pipeline.sandbox.server import serve
 
     data_dir = Path(args.data_dir) if args.data_dir else None
-    serve(SandboxConfig(data_dir=data_dir), host=args.host, port=args.port)
+    try:
+        faults = fault_config_from_args(args)
+    except ValueError as exc:
+        args.parser.error(str(exc))
+    serve(SandboxConfig(data_dir=data_dir, faults=faults), host=args.host, port=args.port)
     return 0
 
 
@@ -63,6 +68,7 @@ def _engine_parts() -> tuple[object, object, object]:
         partner_id=s.partner_id,
         api_key=s.api_key,
         timeout_s=s.timeout_s,
+        verify_tls=s.verify_tls,
         allow_insecure_tls=s.allow_insecure_tls,
     )
     return (
@@ -167,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=config.DEFAULT_SANDBOX_PORT)
     sandbox.add_argument("--data-dir", help="persist state here (default: in memory)")
-    sandbox.set_defaults(func=cmd_sandbox)
+    add_fault_arguments(sandbox)
+    sandbox.set_defaults(func=cmd_sandbox, parser=sandbox)
 
     for name, func, help_text in (
         ("sync", cmd_sync, "sync a window without Dagster"),

@@ -37,6 +37,7 @@ class PipelineSettings(BaseModel):
     lookback_hours: float = 2.0
     concurrency: int = 4
     timeout_s: float = 30.0
+    verify_tls: bool = True
     allow_insecure_tls: bool = False
 
     @classmethod
@@ -51,5 +52,6 @@ class PipelineSettings(BaseModel):
             lookback_hours=float(env.get("THRED_LOOKBACK_HOURS", "2")),
             concurrency=int(env.get("THRED_CONCURRENCY", "4")),
             timeout_s=float(env.get("THRED_TIMEOUT_S", "30")),
+            verify_tls=env.get("THRED_VERIFY_TLS", "1") != "0",
             allow_insecure_tls=env.get("THRED_ALLOW_INSECURE_TLS", "") == "1",
         )

@@ -223,8 +223,8 @@ def _print_summary(report: DemoReport, home: Path, out: TextIO) -> None:
     print(f"Verdict: {verdict}", file=out)
     print(
         "\nOpen these runs in the Dagster UI:\n"
-        f"  . {home / 'demo.env'} && dagster dev -w workspace.yaml\n"
-        "(start `thred-pipeline sandbox --data-dir "
+        f"  . {home / 'demo.env'} && .venv/bin/dagster dev -w workspace.yaml\n"
+        "(start `.venv/bin/thred-pipeline sandbox --data-dir "
         f"{home / 'sandbox'}` too if you launch new runs from the UI)",
         file=out,
     )

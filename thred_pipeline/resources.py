@@ -47,7 +47,8 @@ class ThredResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
     partner_id: str
     api_key: str
     timeout_s: float = 30.0
-    allow_insecure_tls: bool = False
+    verify_tls: bool = True
+    allow_insecure_tls: bool = False  # both must be set to turn verification off (logged)
 
     def settings(self) -> ThredSettings:
         return ThredSettings(
@@ -55,6 +56,7 @@ class ThredResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
             partner_id=self.partner_id,
             api_key=SecretStr(self.api_key),
             timeout_s=self.timeout_s,
+            verify_tls=self.verify_tls,
             allow_insecure_tls=self.allow_insecure_tls,
         )
 

@@ -14,8 +14,18 @@ from thred_pipeline.warehouse.seed import SeedConfig
 pytestmark = pytest.mark.slow
 
 SMALL = SeedConfig(
-    businesses=2, days=7, customers=6, vendors=4, invoices=20, payments=14, refunds=3,
-    refund_payments=2, payouts=1, bills=6, bill_payments=4, vendor_credits=2,
+    businesses=2,
+    days=7,
+    customers=6,
+    vendors=4,
+    invoices=20,
+    payments=14,
+    refunds=3,
+    refund_payments=2,
+    payouts=1,
+    bills=6,
+    bill_payments=4,
+    vendor_credits=2,
 )
 
 

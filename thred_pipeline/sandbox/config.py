@@ -2,16 +2,24 @@
 
 One pydantic model so the CLI, tests and the demo build the server the same way. Fault
 settings are nested (``SandboxConfig.faults``) because they can also be changed at runtime
-through ``POST /_sandbox/faults`` and are applied as one unit.
+through ``POST /_sandbox/faults`` and are applied as one unit. ``add_fault_arguments`` and
+``fault_config_from_args`` give a command line the same switches.
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DEFAULT_PARTNERS", "FaultConfig", "SandboxConfig"]
+__all__ = [
+    "DEFAULT_PARTNERS",
+    "FaultConfig",
+    "SandboxConfig",
+    "add_fault_arguments",
+    "fault_config_from_args",
+]
 
 DEFAULT_PARTNERS: dict[str, str] = {"demo-partner": "sandbox-demo-key"}
 
@@ -68,3 +76,136 @@ class SandboxConfig(BaseModel):
     admin_enabled: bool = True
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     faults: FaultConfig = Field(default_factory=FaultConfig)
+
+
+# --- command-line switches ----------------------------------------------------------------------
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 1")
+    return value
+
+
+def _number(text: str, kind: type[float]) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must not be negative")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    return int(_number(text, int))
+
+
+def _non_negative_float(text: str) -> float:
+    return _number(text, float)
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the fault switches (all off by default) to a command's parser.
+
+    Build the config with :func:`fault_config_from_args`; every switch can also be changed
+    at runtime with ``POST /_sandbox/faults``.
+    """
+    group = parser.add_argument_group(
+        "fault injection", "for /v1/ routes only; every draw comes from one seeded RNG"
+    )
+    group.add_argument(
+        "--latency-ms", type=_non_negative_int, default=0, help="added to every request"
+    )
+    group.add_argument(
+        "--jitter-ms",
+        type=_non_negative_int,
+        default=0,
+        help="uniform random extra latency, 0..N ms",
+    )
+    group.add_argument(
+        "--rate-limit",
+        type=_positive_float,
+        default=None,
+        metavar="RPS",
+        help="per-business token bucket; excess requests get 429 with Retry-After",
+    )
+    group.add_argument(
+        "--rate-limit-burst",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="bucket size (default: the rate, rounded up)",
+    )
+    group.add_argument(
+        "--error-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="FRACTION",
+        help="requests answered 500/502/503 (one third each) before anything is committed",
+    )
+    group.add_argument(
+        "--hang-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="FRACTION",
+        help="requests that sleep --hang-s first, then are processed normally",
+    )
+    group.add_argument(
+        "--hang-s", type=_non_negative_float, default=30.0, help="how long a hang lasts"
+    )
+    group.add_argument(
+        "--drop-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="FRACTION",
+        help="writes committed, then the connection is cut before the response",
+    )
+    group.add_argument(
+        "--fault-seed", type=int, default=0, help="seed of the fault RNG (reproducible runs)"
+    )
+
+
+def fault_config_from_args(args: argparse.Namespace) -> FaultConfig:
+    """The ``FaultConfig`` the switches of :func:`add_fault_arguments` describe.
+
+    Raises ``ValueError`` when the fractions add up to more than 1 (each request gets one
+    draw); a command can turn that into ``parser.error(str(exc))``.
+    """
+    total = args.error_rate + args.hang_rate + args.drop_rate
+    if total > 1.0:
+        raise ValueError(
+            f"--error-rate + --hang-rate + --drop-rate is {total:g}; it must not exceed 1"
+        )
+    third = args.error_rate / 3
+    return FaultConfig(
+        seed=args.fault_seed,
+        latency_ms=args.latency_ms,
+        jitter_ms=args.jitter_ms,
+        rate_limit_rps=args.rate_limit,
+        rate_limit_burst=args.rate_limit_burst,
+        error_500_rate=third,
+        error_502_rate=third,
+        error_503_rate=max(0.0, args.error_rate - 2 * third),
+        hang_rate=args.hang_rate,
+        hang_s=args.hang_s,
+        drop_after_commit_rate=args.drop_rate,
+    )

@@ -5,8 +5,13 @@ uncertain (``pending``/``unknown``, which includes rejected records released for
 re-sent first with the same external_id, which Thred answers with the stored object), records
 waiting for a parent (``deferred``), then the records that changed in the window. The first two
 sets are ids read from the ledger (small: they are the exceptions); records of the window that
-were already handled as one of them are skipped, so each record counts once per run and memory
-stays bounded by those sets and one chunk, never by the window.
+were already handled as one of them are skipped, so each record counts once per run. Records
+are held one chunk at a time; across chunks only ids are kept (the retry sets, and the run's ids
+to catch a source that returns one id twice, which is quarantined rather than pushed twice).
+
+A record's version is the latest ``updated_at`` of its row and its child rows (a platform may
+edit a line without bumping the invoice); the ledger confirms that version, and reconciliation
+compares a record only once Thred holds it.
 
 A record Thred already holds (the ledger has its Thred id and a confirmed payload) is never
 created again: a change is applied to it (PUT/PATCH/upsert) or flagged as drift, measured
@@ -59,6 +64,7 @@ log = logging.getLogger("thred_pipeline.sync")
 
 SAMPLE_LIMIT = 20
 LOCAL_VALIDATION = "invalid_source_data"
+DUPLICATE_SOURCE_ID = "duplicate_source_id"
 # Stand-ins for confirmed_hash that match no payload, so the next pass re-applies the change.
 REPLAYED = "replayed"  # full refresh: re-apply the warehouse's version over Thred's
 IN_DOUBT = "in-doubt"  # an update may or may not have landed
@@ -159,6 +165,9 @@ class _BusinessState:
         self.paused: str | None = None
         self.semaphore: asyncio.Semaphore | None = None
 
+    def has_reference_data(self) -> bool:
+        return self.tax_codes is not None and self.account_ids is not None
+
 
 class SyncEngine:
     def __init__(
@@ -188,8 +197,11 @@ class SyncEngine:
         async with self._client_factory(self.thred_settings) as client:
             calls_before = _total_requests(client)
             writes_before = _writes(client)
+            seen: set[str] = set()
             for chunk in self._work(spec, extended):
-                await self._process_chunk(spec, chunk, client, businesses, result)
+                unique = self._quarantine_duplicates(spec, chunk, seen, result)
+                if unique:
+                    await self._process_chunk(spec, unique, client, businesses, result)
             result.api_calls = _total_requests(client) - calls_before
             result.api_writes = _writes(client) - writes_before
         result.paused_businesses = {b: s.paused for b, s in businesses.items() if s.paused}
@@ -223,6 +235,62 @@ class SyncEngine:
             fresh = [r for r in chunk if r.source_id not in handled]
             if fresh:
                 yield fresh
+
+    def _quarantine_duplicates(
+        self,
+        spec: EntitySpec,
+        chunk: list[SourceRecord],
+        seen: set[str],
+        result: EntityRunResult,
+    ) -> list[SourceRecord]:
+        """The chunk without source ids the warehouse returned twice, which are quarantined.
+
+        A view without a primary key can hand back one id twice; pushing both rows would race
+        under one external_id and leave Thred and the ledger holding different copies. Twice
+        in a chunk: neither row is sent. Again in a later chunk (``seen`` holds the run's ids,
+        small next to the records): the first copy went, this one is not sent.
+        """
+        counts = Counter(r.source_id for r in chunk)
+        earlier = {i for i in counts if i in seen}
+        duplicates = earlier | {i for i, n in counts.items() if n > 1}
+        seen.update(counts)
+        if not duplicates:
+            return chunk
+        for source_id in sorted(duplicates):
+            record = next(r for r in chunk if r.source_id == source_id)
+            reason = (
+                f"the warehouse returned id {source_id!r} again in this run; "
+                "only its first row was sent"
+                if source_id in earlier
+                else f"the warehouse returned {counts[source_id]} rows with id {source_id!r}; "
+                "none was sent"
+            )
+            reason += " (a duplicate source id cannot be synced exactly once: fix the source)"
+            external_id = spec.external_id(source_id)
+            self.ledger.record_outcome(
+                entity=spec.name,
+                source_id=source_id,
+                business_id=record.business_id,
+                external_id=external_id,
+                status=Status.REJECTED,
+                error_code=DUPLICATE_SOURCE_ID,
+                error_message=f"{spec.label} {source_id}: id: {reason}",
+                error_details={"id": [reason]},
+                source_updated_at=record_version(record),
+                forget_intended=True,
+            )
+            result.add(
+                record.business_id,
+                "rejected",
+                {
+                    "source_id": source_id,
+                    "external_id": external_id,
+                    "code": DUPLICATE_SOURCE_ID,
+                    "field": "id",
+                    "reason": reason,
+                },
+            )
+        return [r for r in chunk if r.source_id not in duplicates]
 
     async def _process_chunk(
         self,
@@ -346,14 +414,12 @@ class SyncEngine:
                 "source_updated_at": version,
             },
         )
-        if state.paused:
-            self.ledger.record_outcome(
-                **job.outcome_args,
-                status=Status.DEFERRED,
-                error_code="business_paused",
-                error_message=f"business {record.business_id} paused: {state.paused}",
-            )
-            result.add(record.business_id, "deferred", {**job.sample, "reason": state.paused})
+        if state.paused and spec.reference_data and not state.has_reference_data():
+            # Paused before Thred's tax codes and chart could be read, so no payload can be
+            # built: the record's version says whether it needs Thred at all. Records that do
+            # wait; the others keep their status (synced stays synced, quarantine stays).
+            if not self._as_recorded(job, prior):
+                self._defer_paused(job)
             return
         try:
             if spec.name != "businesses" and state.thred_id is None:
@@ -376,7 +442,7 @@ class SyncEngine:
                 error_code=LOCAL_VALIDATION,
                 error_message=f"{spec.label} {record.source_id}: {exc}",
                 error_details={exc.field_path: [exc.message]},
-                intended_hash=None,
+                forget_intended=True,
             )
             result.add(
                 record.business_id,
@@ -414,8 +480,38 @@ class SyncEngine:
                 return
         await self._create(job, prior)
 
+    def _as_recorded(self, job: _Job, prior: LedgerRow | None) -> bool:
+        """Count the record with its ledger status if its warehouse version has not moved."""
+        if prior is None or prior.source_updated_at != job.version:
+            return False
+        if prior.status is Status.SYNCED and prior.confirmed_updated_at == job.version:
+            job.result.add(job.record.business_id, "unchanged")
+            return True
+        if prior.status in (Status.REJECTED, Status.DRIFT):
+            job.result.add(
+                job.record.business_id,
+                prior.status.value,
+                {**job.sample, "code": prior.error_code, "reason": prior.error_message},
+            )
+            return True
+        return False
+
+    def _defer_paused(self, job: _Job) -> None:
+        """The business's credentials were refused this run: a record that needs Thred waits."""
+        reason = job.state.paused or "paused"
+        self.ledger.record_outcome(
+            **job.outcome_args,
+            status=Status.DEFERRED,
+            error_code="business_paused",
+            error_message=f"business {job.record.business_id} paused: {reason}",
+        )
+        job.result.add(job.record.business_id, "deferred", {**job.sample, "reason": reason})
+
     async def _create(self, job: _Job, prior: LedgerRow | None) -> None:
         spec, record, result = job.spec, job.record, job.result
+        if job.state.paused:
+            self._defer_paused(job)
+            return
         self.ledger.record_intent(
             entity=spec.name,
             source_id=record.source_id,
@@ -462,6 +558,9 @@ class SyncEngine:
         self._synced(job, thred_id, terminal_done)
         result.add(record.business_id, "created" if response.created else "unchanged")
         if job.wants_terminal and not terminal_done:
+            if job.state.paused:
+                self._defer_paused(job)
+                return
             if not await self._terminal(job, thred_id):
                 return
             self._synced(job, thred_id, True)
@@ -505,6 +604,9 @@ class SyncEngine:
                 )
                 await self._drift(job, prior, reason)
                 return
+            if job.state.paused:
+                self._defer_paused(job)
+                return
             self.ledger.record_intent(
                 entity=spec.name,
                 source_id=record.source_id,
@@ -529,6 +631,9 @@ class SyncEngine:
             self._synced(job, thred_id, prior.terminal_done)
             result.add(record.business_id, "updated")
         if terminal_pending:
+            if job.state.paused:
+                self._defer_paused(job)
+                return
             if not await self._terminal(job, thred_id):
                 return
             self._synced(job, thred_id, True)

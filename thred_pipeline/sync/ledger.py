@@ -338,8 +338,13 @@ class SyncLedger:
         intended_hash: str | None = None,
         source_updated_at: datetime | None = None,
         thred_id: str | None = None,
+        forget_intended: bool = False,
     ) -> None:
-        """Unknown, deferred, rejected or drift, with the reason a human needs to act on it."""
+        """Unknown, deferred, rejected or drift, with the reason a human needs to act on it.
+
+        ``None`` arguments keep what the row holds; ``forget_intended`` clears the intended
+        hash instead (a payload that never reached Thred must not look like one it refused).
+        """
         now = _now()
         details = (
             json.dumps(dict(error_details), sort_keys=True, default=str) if error_details else None
@@ -368,7 +373,7 @@ class SyncLedger:
             "error_details": details,
             "updated_at": now,
         }
-        if intended_hash is not None:
+        if intended_hash is not None or forget_intended:
             on_conflict["intended_hash"] = intended_hash
         if source_updated_at is not None:
             on_conflict["source_updated_at"] = source_updated_at

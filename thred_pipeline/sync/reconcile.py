@@ -2,12 +2,14 @@
 
 Every measure compares an *independent* computation from the warehouse (raw rows, not the
 payloads we sent) with what Thred reports, so a mapper bug, a duplicate, a lost write or a
-value changed inside Thred all show up. Records whose latest warehouse version is not yet
-confirmed in Thred (deferred, quarantined, changed after the window) make what depends on them
-"not comparable" for that run: they are counted and named, never silently compared. A record's
-version is the latest ``updated_at`` of its row and its child rows (lines, allocations, payout
-items), the same version the engine confirms, so a platform that edits a line without bumping
-the parent is not mistaken for a Thred-side difference.
+value changed inside Thred all show up. Only records Thred holds at their latest warehouse
+version count. A record Thred holds nothing of (never sent, deferred or rejected before its
+creation) is absent on both sides and left out; one whose state is unknowable (outcome
+uncertain, or Thred holds an older version: changed after the window, drift, a rejected
+update) makes what depends on it "not comparable" for that run: counted and named, never
+silently compared. A record's version is the latest ``updated_at`` of its row and its child
+rows (lines, allocations, payout items), the same version the engine confirms, so a platform
+that edits a line without bumping the parent is not mistaken for a Thred-side difference.
 
 Measures (``SUPPORTED_MEASURES``; the registry says which entity runs which):
 
@@ -45,6 +47,7 @@ from thred_pipeline.sync.ledger import LedgerRow, SyncLedger
 from thred_pipeline.sync.money import line_net_cents
 from thred_pipeline.sync.records import Status, TimeWindow, utc
 from thred_pipeline.thred.client import ThredClient
+from thred_pipeline.thred.errors import ThredAuthError
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse import schema as wh
 from thred_pipeline.warehouse.extract import Warehouse
@@ -125,9 +128,9 @@ class Reconciler:
         thred_total = 0
         ledger_total = 0
         partner_listed: set[str] | None = None
+        unreadable: dict[str, str] = {}
         for business_id, thred_business in self._thred_businesses().items():
             created = {r.external_id for r in ours.get(business_id, []) if r.thred_id}
-            ledger_total += len(created)
             if spec.partner_scoped:
                 if partner_listed is None:
                     partner_listed = await _external_ids(client, spec.create_path, None, None)
@@ -136,18 +139,28 @@ class Reconciler:
                     out.add(
                         {"business": business_id, "external_id": ext, "problem": "missing in Thred"}
                     )
+                ledger_total += len(created)
                 thred_total += actual
                 continue
             paths = self._list_paths(spec, business_id, thred_business)
             params = dict(spec.list_params) or None
-            actual = 0
-            for path in paths:
-                actual += await client.get_count(path, business_id=thred_business, params=params)
-            thred_total += actual
-            if actual != len(created):
-                listed: set[str] = set()
+            listed: set[str] | None = None
+            try:
+                actual = 0
                 for path in paths:
-                    listed |= await _external_ids(client, path, thred_business, params)
+                    actual += await client.get_count(
+                        path, business_id=thred_business, params=params
+                    )
+                if actual != len(created):
+                    listed = set()
+                    for path in paths:
+                        listed |= await _external_ids(client, path, thred_business, params)
+            except ThredAuthError as exc:
+                unreadable[business_id] = _refused(exc)
+                continue
+            ledger_total += len(created)
+            thred_total += actual
+            if listed is not None:
                 for ext in sorted(created - listed):
                     out.add(
                         {"business": business_id, "external_id": ext, "problem": "missing in Thred"}
@@ -175,7 +188,8 @@ class Reconciler:
                 {
                     "source_id": source_id,
                     "external_id": spec.external_id(source_id),
-                    "problem": f"warehouse row updated {updated_at:%Y-%m-%d %H:%M} never synced",
+                    "problem": f"updated {updated_at:%Y-%m-%d %H:%M} but never synced: "
+                    "backfill the partitions before this one",
                 }
             )
         statuses = self.ledger.status_counts(spec.name)
@@ -191,6 +205,7 @@ class Reconciler:
             f"{thred_total} {spec.label} records in Thred, {ledger_total} created by the sync"
             + (f"; {len(lost)} warehouse rows never synced" if lost else "")
         )
+        _note_unreadable(out, unreadable)
         return out
 
     def _never_synced(
@@ -244,12 +259,12 @@ class Reconciler:
                         versions[key] = max(versions[key], utc(latest))
         return versions
 
-    def _confirmed_ids(self, entity: str) -> tuple[set[str], dict[str, LedgerRow]]:
-        """Ids whose latest warehouse version Thred holds, and the entity's ledger rows."""
+    def _presence(self, entity: str) -> dict[str, bool | None]:
+        """Every warehouse record of the entity: in Thred at its latest version (True), absent
+        on both sides (False), or unknowable (None) — see ``_in_thred``."""
         rows = {r.source_id: r for r in self.ledger.iter_rows(entity)}
         versions = self._versions(entities.get(entity))
-        ok = {i for i, version in versions.items() if _confirmed(rows.get(i), version)}
-        return ok, rows
+        return {i: _in_thred(rows.get(i), version) for i, version in versions.items()}
 
     # --- balances ----------------------------------------------------------------------------
 
@@ -262,15 +277,22 @@ class Reconciler:
         parties = _by_business(r for r in self.ledger.iter_rows(side.party) if r.thred_id)
         compared = not_comparable = 0
         total_expected = total_thred = 0
+        unreadable: dict[str, str] = {}
         for business_id, thred_business in self._thred_businesses().items():
             business_parties = expected.get(business_id, {})
             rows = {r.source_id: r for r in parties.get(business_id, [])}
             if not rows and not business_parties:
                 continue
-            if measure == side.aging_measure:
-                actual, aging_total = await _aging(client, thred_business, side)
-            else:
-                actual, aging_total = await _party_outstanding(client, thred_business, side), None
+            try:
+                if measure == side.aging_measure:
+                    actual, aging_total = await _aging(client, thred_business, side)
+                else:
+                    actual = await _party_outstanding(client, thred_business, side)
+                    aging_total = None
+            except ThredAuthError as exc:
+                unreadable[business_id] = _refused(exc)
+                not_comparable += len(set(rows) | set(business_parties))
+                continue
             all_settled = True
             for party_id in sorted(set(rows) | set(business_parties)):
                 row = rows.get(party_id)
@@ -320,6 +342,7 @@ class Reconciler:
             f"{not_comparable} not comparable yet (records pending, deferred or quarantined)"
         )
         out.details = _blocked_details(blockers)
+        _note_unreadable(out, unreadable)
         return out
 
     def _expected_balances(
@@ -327,35 +350,32 @@ class Reconciler:
     ) -> tuple[dict[str, dict[str, int]], dict[str, list[str]]]:
         """Outstanding per party from raw warehouse rows, plus why a party is not comparable."""
         documents = self._documents(side)
-        doc_ok, _ = self._confirmed_ids(side.document)
+        doc_state = self._presence(side.document)
         blockers: dict[str, list[str]] = defaultdict(list)
         expected: dict[str, dict[str, int]] = defaultdict(dict)
         doc_party: dict[str, tuple[str, str]] = {}
         for doc in documents:
             doc_party[doc.id] = (doc.business_id, doc.party_id)
             expected[doc.business_id].setdefault(doc.party_id, 0)
-            if doc.id not in doc_ok:
+            state = doc_state.get(doc.id, False)
+            if state is None:
                 blockers[doc.party_id].append(f"{side.document} {doc.id}")
-                continue
-            if doc.voided:
+            if state is not True or doc.voided:
                 continue
             expected[doc.business_id][doc.party_id] += doc.total_cents
         for entity, alloc_table, parent_col, doc_col in side.settlements:
-            settled_ok, _ = self._confirmed_ids(entity)
-            query = select(
-                alloc_table.c[parent_col], alloc_table.c[doc_col], alloc_table.c.amount_cents
-            )
-            with self.warehouse.engine.connect() as conn:
-                allocations = [(str(r[0]), str(r[1]), int(r[2])) for r in conn.execute(query)]
-            for settlement_id, doc_id, amount in allocations:
-                owner = doc_party.get(doc_id)
+            settled = self._presence(entity)
+            for a in self._rows(alloc_table, parent_col, doc_col, "amount_cents"):
+                owner = doc_party.get(str(a[doc_col]))
                 if owner is None:
                     continue
                 business, party = owner
-                if settlement_id not in settled_ok:
+                settlement_id = str(a[parent_col])
+                state = settled.get(settlement_id, False)
+                if state is None:
                     blockers[party].append(f"{entity} {settlement_id}")
-                    continue
-                expected[business][party] -= int(amount)
+                if state is True:
+                    expected[business][party] -= int(a["amount_cents"])
         return expected, blockers
 
     def _documents(self, side: _Side) -> list[_Document]:
@@ -389,20 +409,27 @@ class Reconciler:
     ) -> CheckOutcome:
         """Each comparable record's amounts against the same record in Thred's list."""
         out = CheckOutcome(spec.name, measure, passed=True, summary="")
-        expected, blockers = how.expect(self, spec)
+        expectation = how.expect(self, spec)
+        expected, blockers = expectation.values, expectation.blockers
         ledger_rows = {r.source_id: r for r in self.ledger.iter_rows(spec.name)}
         compared = not_comparable = 0
         total_expected = total_thred = 0
+        unreadable: dict[str, str] = {}
         for business_id, thred_business in self._thred_businesses().items():
             wanted = expected.get(business_id, {})
             if not wanted:
                 continue
             listed: dict[str, Mapping[str, Any]] = {}
-            async for item in client.iter_pages(
-                f"businesses/{thred_business}/{spec.create_path}", business_id=thred_business
-            ):
-                if item.get("external_id"):
-                    listed[str(item["external_id"])] = item
+            try:
+                async for item in client.iter_pages(
+                    f"businesses/{thred_business}/{spec.create_path}", business_id=thred_business
+                ):
+                    if item.get("external_id"):
+                        listed[str(item["external_id"])] = item
+            except ThredAuthError as exc:
+                unreadable[business_id] = _refused(exc)
+                not_comparable += len(wanted)
+                continue
             for source_id, values in sorted(wanted.items()):
                 row = ledger_rows.get(source_id)
                 if row is None or row.thred_id is None or blockers.get(source_id):
@@ -452,6 +479,7 @@ class Reconciler:
             f"{not_comparable} not comparable yet (records pending, deferred or quarantined)"
         )
         out.details = _blocked_details(blockers)
+        _note_unreadable(out, unreadable)
         return out
 
     def _rows(self, table: Table, *columns: str) -> list[dict[str, Any]]:
@@ -468,15 +496,14 @@ class Reconciler:
             else (wh.bill_payments, wh.bill_payment_allocations, "bill_payment_id")
         )
         total_key = "total_amount_cents" if invoice_side else "amount_cents"
-        ok, _ = self._confirmed_ids(spec.name)
+        state = self._presence(spec.name)
         allocated: dict[str, int] = defaultdict(int)
         for a in self._rows(alloc, parent, "amount_cents"):
             allocated[str(a[parent])] += int(a["amount_cents"])
         columns: tuple[str, ...] = ("id", "business_id", "amount_cents")
         if invoice_side:
             columns = (*columns, "processing_fee_cents")
-        expected: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
-        blockers: dict[str, list[str]] = {}
+        out = _Expectation()
         for p in self._rows(table, *columns):
             pid, total = str(p["id"]), int(p["amount_cents"])
             values = {
@@ -486,80 +513,78 @@ class Reconciler:
             }
             if invoice_side:
                 values["processing_fee_cents"] = int(p["processing_fee_cents"] or 0)
-            expected[str(p["business_id"])][pid] = values
-            if pid not in ok:
-                blockers[pid] = [f"{spec.name} {pid}"]
-        return expected, blockers
+            out.put(str(p["business_id"]), pid, values, state.get(pid, False), spec.name)
+        return out
 
     def _expect_refunds(self, spec: EntitySpec) -> _Expectation:
         """Per refund: refunded, paid back, remaining — the refund liability Thred carries."""
-        ok, _ = self._confirmed_ids("refunds")
-        paid_ok, _ = self._confirmed_ids("refund_payments")
+        state = self._presence("refunds")
+        paid_state = self._presence("refund_payments")
         paid: dict[str, int] = defaultdict(int)
         waiting: dict[str, list[str]] = defaultdict(list)
         for rp in self._rows(wh.refund_payments, "id", "refund_id", "amount_cents"):
             refund_id, rp_id = str(rp["refund_id"]), str(rp["id"])
-            paid[refund_id] += int(rp["amount_cents"])
-            if rp_id not in paid_ok:
+            rp_state = paid_state.get(rp_id, False)
+            if rp_state is None:
                 waiting[refund_id].append(f"refund_payments {rp_id}")
-        expected: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
-        blockers: dict[str, list[str]] = {}
+            elif rp_state:
+                paid[refund_id] += int(rp["amount_cents"])
+        out = _Expectation()
         for r in self._rows(wh.refunds, "id", "business_id", "amount_cents"):
             rid, amount = str(r["id"]), int(r["amount_cents"])
-            expected[str(r["business_id"])][rid] = {
+            values = {
                 "refunded_amount": amount,
                 "paid_amount_cents": paid[rid],
                 "remaining_amount_cents": amount - paid[rid],
             }
-            blocked = ([] if rid in ok else [f"refunds {rid}"]) + waiting.get(rid, [])
-            if blocked:
-                blockers[rid] = blocked
-        return expected, blockers
+            out.put(str(r["business_id"]), rid, values, state.get(rid, False), "refunds")
+            out.block(rid, waiting.get(rid, []))
+        return out
 
     def _expect_payouts(self, spec: EntitySpec) -> _Expectation:
         """Per payout: what it settles (gross, refunds) and what should have reached the bank."""
-        ok, _ = self._confirmed_ids("payouts")
-        pay_ok, _ = self._confirmed_ids("invoice_payments")
-        rp_ok, _ = self._confirmed_ids("refund_payments")
-        amounts = {
-            str(p["id"]): int(p["amount_cents"])
-            for p in self._rows(wh.payments, "id", "amount_cents")
+        state = self._presence("payouts")
+        member_state = {
+            "invoice_payments": self._presence("invoice_payments"),
+            "refund_payments": self._presence("refund_payments"),
         }
-        refunded = {
-            str(p["id"]): int(p["amount_cents"])
-            for p in self._rows(wh.refund_payments, "id", "amount_cents")
+        amount = {
+            "invoice_payments": {
+                str(p["id"]): int(p["amount_cents"])
+                for p in self._rows(wh.payments, "id", "amount_cents")
+            },
+            "refund_payments": {
+                str(p["id"]): int(p["amount_cents"])
+                for p in self._rows(wh.refund_payments, "id", "amount_cents")
+            },
         }
         members: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for item in self._rows(wh.payout_items, "payout_id", "payment_id", "refund_payment_id"):
+            payout = members[str(item["payout_id"])]
             if item["payment_id"]:
-                members[str(item["payout_id"])].append(
-                    ("invoice_payments", str(item["payment_id"]))
-                )
+                payout.append(("invoice_payments", str(item["payment_id"])))
             if item["refund_payment_id"]:
-                members[str(item["payout_id"])].append(
-                    ("refund_payments", str(item["refund_payment_id"]))
-                )
-        expected: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
-        blockers: dict[str, list[str]] = {}
+                payout.append(("refund_payments", str(item["refund_payment_id"])))
+        out = _Expectation()
         columns = ("id", "business_id", "paid_out_amount_cents", "fee_cents")
         for p in self._rows(wh.payouts, *columns):
             pid = str(p["id"])
-            blocked = [] if pid in ok else [f"payouts {pid}"]
-            gross = refunds = payments = refund_payments = 0
+            settled = {"invoice_payments": [0, 0], "refund_payments": [0, 0]}  # [cents, count]
+            waiting: list[str] = []
             for entity, member in members.get(pid, []):
-                if entity == "invoice_payments":
-                    gross += amounts.get(member, 0)
-                    payments += 1
-                    confirmed = member in pay_ok
-                else:
-                    refunds += refunded.get(member, 0)
-                    refund_payments += 1
-                    confirmed = member in rp_ok
-                if not confirmed:
-                    blocked.append(f"{entity} {member}")
+                found = member_state[entity].get(member, False)
+                if found is None:
+                    waiting.append(f"{entity} {member}")
+                elif found:  # Thred lists only members it holds
+                    settled[entity][0] += amount[entity].get(member, 0)
+                    settled[entity][1] += 1
+            (gross, payments), (refunds, refund_payments) = (
+                settled["invoice_payments"],
+                settled["refund_payments"],
+            )
             paid_out, fee = int(p["paid_out_amount_cents"]), int(p["fee_cents"] or 0)
             expected_net = gross - refunds - fee  # no additional refunds are synced
-            expected[str(p["business_id"])][pid] = {
+            values = {
                 "paid_out_amount_cents": paid_out,
                 "fee_cents": fee,
                 "gross_payments_amount_cents": gross,
@@ -570,35 +595,57 @@ class Reconciler:
                 "payment_count": payments,
                 "refund_payment_count": refund_payments,
             }
-            if blocked:
-                blockers[pid] = blocked
-        return expected, blockers
+            out.put(str(p["business_id"]), pid, values, state.get(pid, False), "payouts")
+            out.block(pid, waiting)
+        return out
 
     def _expect_vendor_credits(self, spec: EntitySpec) -> _Expectation:
         """Per vendor credit: its total, what is applied to bills, and what is left."""
-        ok, _ = self._confirmed_ids("vendor_credits")
+        state = self._presence("vendor_credits")
         totals: dict[str, int] = defaultdict(int)
         for line in self._rows(wh.vendor_credit_lines, "vendor_credit_id", "amount_cents"):
             totals[str(line["vendor_credit_id"])] += int(line["amount_cents"])
         applied: dict[str, int] = defaultdict(int)
         for a in self._rows(wh.vendor_credit_allocations, "vendor_credit_id", "amount_cents"):
             applied[str(a["vendor_credit_id"])] += int(a["amount_cents"])
-        expected: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
-        blockers: dict[str, list[str]] = {}
+        out = _Expectation()
         for c in self._rows(wh.vendor_credits, "id", "business_id"):
             cid = str(c["id"])
-            expected[str(c["business_id"])][cid] = {
+            values = {
                 "total_amount": totals[cid],
                 "applied_amount": applied[cid],
                 "unapplied_amount": totals[cid] - applied[cid],
             }
-            if cid not in ok:
-                blockers[cid] = [f"vendor_credits {cid}"]
-        return expected, blockers
+            out.put(str(c["business_id"]), cid, values, state.get(cid, False), "vendor_credits")
+        return out
 
 
-# (business -> source id -> field -> expected value), (source id -> blocking records)
-_Expectation = tuple[dict[str, dict[str, dict[str, int]]], dict[str, list[str]]]
+@dataclass
+class _Expectation:
+    """Expected amounts of the records Thred should hold, and why others cannot be compared."""
+
+    values: dict[str, dict[str, dict[str, int]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )  # business -> source id -> field -> amount
+    blockers: dict[str, list[str]] = field(default_factory=dict)  # source id -> records
+
+    def put(
+        self,
+        business_id: str,
+        source_id: str,
+        values: dict[str, int],
+        state: bool | None,
+        entity: str,
+    ) -> None:
+        if state is False:  # absent on both sides: nothing to compare
+            return
+        self.values[business_id][source_id] = values
+        if state is None:
+            self.block(source_id, [f"{entity} {source_id}"])
+
+    def block(self, source_id: str, records: list[str]) -> None:
+        if records:
+            self.blockers.setdefault(source_id, []).extend(records)
 
 
 @dataclass(frozen=True)
@@ -818,6 +865,38 @@ def _confirmed(row: LedgerRow | None, version: datetime) -> bool:
         and row.confirmed_updated_at is not None
         and row.confirmed_updated_at == version
     )
+
+
+def _in_thred(row: LedgerRow | None, version: datetime) -> bool | None:
+    """True: Thred holds this warehouse version. False: Thred holds nothing of it (never sent,
+    deferred, or rejected before creation), so it is absent on both sides. None: unknowable
+    (outcome uncertain, or Thred holds an older version) — what depends on it is not compared."""
+    if _confirmed(row, version):
+        return True
+    if row is None:
+        return False
+    if row.thred_id is None and row.status in (Status.DEFERRED, Status.REJECTED):
+        return False
+    return None
+
+
+def _refused(exc: ThredAuthError) -> str:
+    """One business's credentials refused: report it for that business, never raise.
+
+    The engine pauses only that business; failing every entity's checks instead would block
+    the other businesses' downstream syncs. The partner's own credentials refused (no business
+    id) stop everything, as they should.
+    """
+    if exc.business_id is None:
+        raise exc
+    return f"Thred refused access ({exc.status}, {exc.error_code}): not compared"
+
+
+def _note_unreadable(out: CheckOutcome, unreadable: Mapping[str, str]) -> None:
+    out.metrics["businesses_not_readable"] = len(unreadable)
+    if unreadable:
+        out.details["businesses_not_readable"] = dict(unreadable)
+        out.summary += f"; {len(unreadable)} business(es) not readable (access refused)"
 
 
 def _blocked_details(blockers: Mapping[str, list[str]]) -> dict[str, Any]:

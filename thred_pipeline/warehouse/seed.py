@@ -749,7 +749,9 @@ class _Builder:
             )
             city, postcode = self.pick(_GB_CITIES)
             created = max(
-                self.at(0, 7, 12) if k < n * 0.75 else self.at(self.rng.randrange(1, 8)),
+                self.at(0, 7, 12)
+                if k < n * 0.75
+                else self.at(self.rng.randrange(1, min(8, self.days - 1))),
                 after + timedelta(minutes=5),
             )
             archived_at = self.later(created, 48, 240) if k in archived else None

@@ -16,6 +16,7 @@ Everything here talks to real parts: SQLite files, the sandbox over HTTP.
 from __future__ import annotations
 
 import shutil
+import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -161,6 +162,68 @@ def sandbox_faults(base_url: str, **settings: Any) -> None:
         f"{base_url}/_sandbox/faults", json={"reset": True, **settings}, timeout=30
     )
     response.raise_for_status()
+
+
+class TokenRevoker:
+    """Revokes every token the sandbox issued, every ``every_s``, while a run is going on."""
+
+    def __init__(self, base_url: str, every_s: float) -> None:
+        self.base_url = base_url
+        self.every_s = every_s
+        self.revocations = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=10) as http:
+            while not self._stop.wait(self.every_s):
+                http.post("/_sandbox/expire-tokens", json={}).raise_for_status()
+                self.revocations += 1
+
+    def __enter__(self) -> TokenRevoker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+class Outages:
+    """Every ``every_s``, Thred answers every request 503 for ``length_s`` (then ``faults``).
+
+    A short total outage is what exhausts a client's retries for real: writes end ``unknown``
+    and Dagster's step retry (and, failing that, the next run) must resolve them.
+    """
+
+    def __init__(
+        self, base_url: str, faults: Mapping[str, Any], every_s: float, length_s: float
+    ) -> None:
+        self.base_url = base_url
+        self.faults = dict(faults)
+        self.every_s = every_s
+        self.length_s = length_s
+        self.outages = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        down = {**self.faults, "error_503_rate": 1.0}
+        for key in ("error_500_rate", "error_502_rate", "hang_rate", "drop_after_commit_rate"):
+            down[key] = 0.0
+        while not self._stop.wait(self.every_s):
+            sandbox_faults(self.base_url, **down)
+            self.outages += 1
+            self._stop.wait(self.length_s)
+            sandbox_faults(self.base_url, **self.faults)
+
+    def __enter__(self) -> Outages:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
 
 
 # --- the audit ------------------------------------------------------------------------------

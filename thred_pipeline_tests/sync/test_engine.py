@@ -7,6 +7,7 @@ business's external id is per partner and two syncs of the same seed would meet 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,13 +15,14 @@ from typing import Any
 import pytest
 
 from thred_pipeline import entities
-from thred_pipeline.sync.engine import SyncOptions
+from thred_pipeline.sync.engine import SyncEngine, SyncOptions
 from thred_pipeline.sync.ledger import SyncLedger
 from thred_pipeline.sync.records import Status, TimeWindow
 from thred_pipeline.thred.client import ThredClient, ThredResponse
-from thred_pipeline.thred.errors import ThredTransientError
+from thred_pipeline.thred.errors import ThredAuthError, ThredTransientError
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse import schema as wh
+from thred_pipeline.warehouse.extract import Warehouse
 from thred_pipeline.warehouse.seed import round_half_up
 from thred_pipeline_tests.sync.conftest import (
     COLLECTION,
@@ -152,6 +154,20 @@ def test_edited_invoice_is_updated_with_put(synced: SyncEnv) -> None:
         assert outcome.metrics["parties_not_comparable"] == 0
     assert synced.sync("invoices", window).api_writes == 0
 
+    # Edited again into something invalid: quarantined locally, Thred keeps the last good one.
+    later = day_window(2)
+    synced.edit("invoice_line_items", line["id"], tax_code="VAT_99", updated_at=later.start)
+    rejected = synced.sync("invoices", later)
+    assert dict(rejected.counts) == {"rejected": 1} and rejected.api_writes == 0
+    # ...and put back as it was: Thred already holds exactly that, so it is synced, 0 writes.
+    synced.edit("invoice_line_items", line["id"], tax_code="VAT_20", updated_at=later.end)
+    reverted = synced.sync("invoices", day_window(3))
+    assert dict(reverted.counts) == {"unchanged": 1} and reverted.api_writes == 0
+    row = synced.ledger.get("invoices", UNPAID_INVOICE)
+    assert row is not None and row.status is Status.SYNCED and row.error_code is None
+    assert row.confirmed_updated_at == later.end
+    assert synced.check("invoices", "ar_outstanding").passed
+
 
 def test_voided_invoice_is_voided(synced: SyncEnv) -> None:
     window = day_window(1)
@@ -200,6 +216,10 @@ def test_payment_for_unsynced_invoice_is_deferred_then_released(env: SyncEnv) ->
         "entity": "invoices",
         "id": ITS_INVOICE,
     }
+    # Neither the invoice nor its payment is in Thred: absent on both sides, so the customer
+    # is still compared (and matches); nothing is "not comparable".
+    balance = env.check("customers", "customer_balance")
+    assert balance.passed and balance.metrics["parties_not_comparable"] == 0
 
     second = env.sync_all(day_window(1))
 
@@ -319,12 +339,12 @@ class SimulatedCrash(Exception):
     """The process dies after the request reached Thred, before the ledger heard of it."""
 
 
-def crash_after(method: str, path_part: str) -> Any:
+def crash_after(verb: str, path_part: str) -> Any:
     def factory(settings: ThredSettings) -> ThredClient:
         class Crashing(ThredClient):
-            async def request(self, verb: str, path: str, **kw: Any) -> ThredResponse:
-                response = await super().request(verb, path, **kw)
-                if verb == method and path_part in path:
+            async def request(self, method: str, path: str, **kw: Any) -> ThredResponse:  # type: ignore[override]
+                response = await super().request(method, path, **kw)
+                if method == verb and path_part in path:
                     raise SimulatedCrash(path)
                 return response
 
@@ -394,16 +414,16 @@ def test_uncertain_updates_are_resent(synced: SyncEnv) -> None:
 
     def flaky(settings: ThredSettings) -> ThredClient:
         class Flaky(ThredClient):
-            async def request(self, verb: str, path: str, **kw: Any) -> ThredResponse:
-                if verb == "PUT":
+            async def request(self, method: str, path: str, **kw: Any) -> ThredResponse:  # type: ignore[override]
+                if method == "PUT":
                     if "/invoices/" in path and not path.endswith("/invoices/"):
                         thred_id = synced.ledger.thred_ids("invoices", [UNPAID_INVOICE])
                         if thred_id[UNPAID_INVOICE] in path:  # applied, answer lost
-                            await super().request(verb, path, **kw)
+                            await super().request(method, path, **kw)
                     raise ThredTransientError(
-                        "read timeout", outcome_uncertain=True, method=verb, path=path
+                        "read timeout", outcome_uncertain=True, method=method, path=path
                     )
-                return await super().request(verb, path, **kw)
+                return await super().request(method, path, **kw)
 
         return Flaky(settings)
 
@@ -444,3 +464,129 @@ def test_full_refresh_recreates_what_thred_lost_and_leaves_the_rest(synced: Sync
     assert result.counts["unchanged"] == synced.warehouse_count(wh.customers) - 1
     assert synced.check("customers", "count").passed
     assert synced.thred_object("customers", "cus-01-0006")["is_archived"] is True
+
+
+# --- a source that returns one id twice ---------------------------------------------------------
+
+
+class DuplicatingWarehouse(Warehouse):
+    """A warehouse view without a primary key: one id comes back twice, the copy differing."""
+
+    def __init__(self, engine: Any, twice: str, copy: dict[str, Any], apart: bool) -> None:
+        super().__init__(engine)
+        self.twice, self.copy, self.apart = twice, copy, apart
+
+    def iter_changed(self, spec: Any, window: TimeWindow, *, chunk_size: int = 500) -> Any:
+        for chunk in super().iter_changed(spec, window, chunk_size=chunk_size):
+            copies = [
+                dataclasses.replace(r, row={**r.row, **self.copy})
+                for r in chunk
+                if r.source_id == self.twice
+            ]
+            if self.apart:  # the copy arrives in a later chunk
+                yield chunk
+                if copies:
+                    yield copies
+            else:
+                yield chunk + copies
+
+
+@pytest.mark.parametrize("apart", [False, True], ids=["same-chunk", "later-chunk"])
+def test_an_id_returned_twice_is_quarantined_not_pushed_twice(env: SyncEnv, apart: bool) -> None:
+    env.sync("businesses")
+    warehouse = DuplicatingWarehouse(
+        env.wh_engine, "cus-01-0002", {"company_name": "Imposter Ltd"}, apart
+    )
+    engine = SyncEngine(warehouse, env.ledger, env.settings)
+
+    result = engine.sync_entity(entities.get("customers"), WINDOW)
+
+    row = env.ledger.get("customers", "cus-01-0002")
+    assert row is not None and row.status is Status.REJECTED
+    assert row.error_code == "duplicate_source_id"
+    assert row.error_details is not None and list(row.error_details) == ["id"]
+    assert "cus-01-0002" in (row.error_message or "")
+    assert result.counts["rejected"] == 1
+    rows = env.warehouse_count(wh.customers)
+    objects = env.counts()["customers"]
+    if not apart:  # both rows seen together: neither is sent
+        assert result.counts["created"] == rows - 1 and objects == rows - 1
+        assert row.thred_id is None
+    else:  # the first row went before the second showed up; only that one is in Thred
+        assert result.counts["created"] == rows and objects == rows
+        assert row.thred_id is not None
+        assert env.thred_object("customers", "cus-01-0002")["company_name"] != "Imposter Ltd"
+    assert env.stats()["duplicate_external_ids"] == 0
+    assert env.check("customers", "count").passed
+    # Still duplicated next run: still quarantined, nothing sent.
+    again = engine.sync_entity(entities.get("customers"), WINDOW)
+    assert again.api_writes == 0 and again.counts["rejected"] >= 1
+
+
+# --- a business Thred refuses -------------------------------------------------------------------
+
+
+def refusing(business: str) -> Any:
+    """Thred refuses the business's credentials (403) from now on; the partner's still work."""
+
+    def factory(settings: ThredSettings) -> ThredClient:
+        class Refused(ThredClient):
+            async def request(self, method: str, path: str, **kw: Any) -> ThredResponse:  # type: ignore[override]
+                if kw.get("business_id") == business:
+                    raise ThredAuthError(
+                        "forbidden",
+                        status=403,
+                        error_code="permission_denied",
+                        business_id=business,
+                    )
+                return await super().request(method, path, **kw)
+
+        return Refused(settings)
+
+    return factory
+
+
+def test_a_refused_business_defers_only_what_needs_thred(env: SyncEnv) -> None:
+    quarantined = lines_of(env, "inv-01-00024")[0]
+    env.edit("invoice_line_items", quarantined["id"], tax_code="VAT_99")
+    env.sync_all()
+    assert ledger_statuses(env.ledger, "invoices") == {"synced": 24, "rejected": 1}
+
+    at = day_window(1).start + timedelta(hours=1)
+    line = lines_of(env, UNPAID_INVOICE)[0]
+    env.edit(
+        "invoice_line_items",
+        line["id"],
+        unit_price_cents=line["unit_price_cents"] + 100,
+        updated_at=at,
+    )
+    env.edit("invoices", UNPAID_INVOICE, updated_at=at)
+    env.edit("customers", "cus-01-0002", archived_at=at, updated_at=at)
+    everything = TimeWindow(WINDOW.start, day_window(1).end)
+    refused = refusing(env.thred_business)
+
+    invoices = env.sync("invoices", everything, client_factory=refused)
+    customers = env.sync("customers", everything, client_factory=refused)
+
+    assert dict(invoices.counts) == {"deferred": 1, "rejected": 1, "unchanged": 23}
+    assert dict(customers.counts) == {"deferred": 1, "unchanged": 5}
+    assert invoices.api_writes == customers.api_writes == 0
+    assert list(invoices.paused_businesses) == list(customers.paused_businesses) == ["biz-01"]
+    for entity, waiting in (("invoices", UNPAID_INVOICE), ("customers", "cus-01-0002")):
+        row = env.ledger.get(entity, waiting)
+        assert row is not None and row.status is Status.DEFERRED
+        assert row.error_code == "business_paused" and row.thred_id  # Thred still holds it
+    kept = env.ledger.get("invoices", "inv-01-00024")
+    assert kept is not None and kept.status is Status.REJECTED
+    assert kept.error_code == "invalid_source_data"  # the reason a human must act on survives
+    assert ledger_statuses(env.ledger, "customers") == {"synced": 5, "deferred": 1}
+
+    # Access restored: what waited goes through, the rest costs nothing.
+    invoices = env.sync("invoices", everything)
+    customers = env.sync("customers", everything)
+    assert invoices.counts["updated"] == 1 and invoices.counts["released"] == 1
+    assert customers.counts["terminal"] == 1 and customers.counts["released"] == 1
+    assert invoices.api_writes == customers.api_writes == 1
+    assert ledger_statuses(env.ledger, "customers") == {"synced": 6}
+    assert env.thred_object("customers", "cus-01-0002")["is_archived"] is True
+    assert all(o.passed for o in env.check_all())

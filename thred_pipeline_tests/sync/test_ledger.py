@@ -146,6 +146,19 @@ def test_outcomes_keep_the_thred_id_and_the_hash_unless_given(ledger: SyncLedger
     outcome(ledger, Status.REJECTED, source_id="inv-2", digest=None)
     fresh = ledger.get("invoices", "inv-2")
     assert fresh is not None and fresh.thred_id is None and fresh.intended_hash is None
+    # A payload that never reached Thred (invalid locally) must not look like one it refused.
+    ledger.record_outcome(
+        entity="invoices",
+        source_id="inv-1",
+        business_id="biz-1",
+        external_id="invoice-inv-1",
+        status=Status.REJECTED,
+        error_code="invalid_source_data",
+        error_message="invoice inv-1: line_items[0].tax_code: unknown tax code 'VAT_99'",
+        forget_intended=True,
+    )
+    row = ledger.get("invoices", "inv-1")
+    assert row is not None and row.intended_hash is None and row.confirmed_hash == "h1"
 
 
 def test_record_synced_without_a_body_keeps_the_stored_one(ledger: SyncLedger) -> None:
