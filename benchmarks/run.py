@@ -30,6 +30,7 @@ from thred_pipeline.warehouse.extract import Warehouse
 from thred_pipeline.warehouse.seed import SeedConfig, seed_warehouse
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+READING = "Reading: extraction memory stays flat (≈6 MiB) from 1,000 to 16,000 invoices because rows are streamed in 500-row chunks. Sync throughput here is CPU-bound: the pipeline and the sandbox share the machine's 2 cores, and each record costs an HTTP round trip plus two ledger commits (intent, outcome). Against the real Thred, network latency and rate limits set the pace; `THRED_CONCURRENCY` (per business) is the knob, and businesses run concurrently. An unchanged re-run costs only the reference-data reads."
 WINDOW = TimeWindow(datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 
 
@@ -175,6 +176,8 @@ def main() -> None:
         "| entity | records | API calls | seconds | records/s | peak memory (MiB) |",
         "|---|---:|---:|---:|---:|---:|",
         *(f"| {e} | {n} | {c} | {s:.2f} | {r:,.0f} | {m:.1f} |" for e, n, c, s, r, m in sync),
+        "",
+        READING,
         "",
     ]
     OUT.write_text("\n".join(lines))
