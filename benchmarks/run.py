@@ -30,7 +30,15 @@ from thred_pipeline.warehouse.extract import Warehouse
 from thred_pipeline.warehouse.seed import SeedConfig, seed_warehouse
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-READING = "Reading: extraction memory stays flat (≈6 MiB) from 1,000 to 16,000 invoices because rows are streamed in 500-row chunks. Sync throughput here is CPU-bound: the pipeline and the sandbox share the machine's 2 cores, and each record costs an HTTP round trip plus two ledger commits (intent, outcome). Against the real Thred, network latency and rate limits set the pace; `THRED_CONCURRENCY` (per business) is the knob, and businesses run concurrently. An unchanged re-run costs only the reference-data reads."
+READING = (
+    "Reading: extraction memory stays flat (≈6 MiB) from 1,000 to 16,000 invoices because "
+    "rows are streamed in 500-row chunks. Sync throughput here is CPU-bound: the pipeline "
+    "and the sandbox share the machine's 2 cores, and each record costs an HTTP round "
+    "trip plus two ledger commits (intent, outcome). Against the real Thred, network "
+    "latency and rate limits set the pace; `THRED_CONCURRENCY` (per business) is the "
+    "knob, and businesses run concurrently. An unchanged re-run costs only the "
+    "reference-data reads."
+)
 WINDOW = TimeWindow(datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 
 
