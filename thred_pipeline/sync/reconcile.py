@@ -50,7 +50,7 @@ from thred_pipeline.thred.client import ThredClient
 from thred_pipeline.thred.errors import ThredAuthError
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse import schema as wh
-from thred_pipeline.warehouse.extract import Warehouse
+from thred_pipeline.warehouse.extract import Warehouse, lenient_columns
 
 MISMATCH_LIMIT = 50
 DETAIL_LIMIT = 10  # not-comparable records listed in ``CheckOutcome.details``
@@ -358,7 +358,7 @@ class Reconciler:
             doc_party[doc.id] = (doc.business_id, doc.party_id)
             expected[doc.business_id].setdefault(doc.party_id, 0)
             state = doc_state.get(doc.id, False)
-            if state is None:
+            if state is None or (state and doc.unreadable):
                 blockers[doc.party_id].append(f"{side.document} {doc.id}")
             if state is not True or doc.voided:
                 continue
@@ -382,7 +382,8 @@ class Reconciler:
         docs: dict[str, _Document] = {}
         d, lines = side.document_table, side.line_table
         with self.warehouse.engine.connect() as conn:
-            for row in conn.execute(select(d)).mappings():
+            engine = self.warehouse.engine
+            for row in conn.execute(select(*lenient_columns(engine, d))).mappings():
                 docs[str(row["id"])] = _Document(
                     id=str(row["id"]),
                     business_id=str(row["business_id"]),
@@ -390,16 +391,19 @@ class Reconciler:
                     voided=bool(side.void_column and row.get(side.void_column) is not None),
                     total_cents=-int(row.get("additional_discount_cents") or 0),
                 )
-            for line in conn.execute(select(lines)).mappings():
+            for line in conn.execute(select(*lenient_columns(engine, lines))).mappings():
                 doc = docs.get(str(line[side.line_parent]))
                 if doc is None:
                     continue
-                net = line_net_cents(
-                    Decimal(str(line["quantity"])),
-                    int(line["unit_price_cents"]),
-                    int(line.get("discount_cents") or 0),
-                )
-                doc.total_cents += net + int(line["tax_amount_cents"] or 0)
+                try:
+                    net = line_net_cents(
+                        Decimal(str(line["quantity"])),
+                        int(line["unit_price_cents"]),
+                        int(line.get("discount_cents") or 0),
+                    )
+                    doc.total_cents += net + int(line["tax_amount_cents"] or 0)
+                except (ArithmeticError, TypeError, ValueError):
+                    doc.unreadable = True
         return list(docs.values())
 
     # --- per-record money --------------------------------------------------------------------
@@ -800,6 +804,7 @@ class _Document:
     party_id: str
     voided: bool
     total_cents: int
+    unreadable: bool = False  # a line holds text where money or a quantity belongs
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,28 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from pydantic import SecretStr
-from sqlalchemy import URL, ColumnElement, Connection, Engine, Select, Table, and_, or_, select
+from sqlalchemy import (
+    URL,
+    ColumnElement,
+    Connection,
+    Date,
+    DateTime,
+    Engine,
+    Numeric,
+    Select,
+    Table,
+    and_,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.types import NullType
 
 from thred_pipeline.sync.records import SourceRecord, TimeWindow, utc
 from thred_pipeline.warehouse.db import create_warehouse_engine, is_postgresql, safe_url
@@ -114,13 +130,16 @@ class Warehouse:
                     )
                 )
             )
-        stmt = self._ordered(select(table).where(or_(*changed)), table)
+        stmt = self._ordered(
+            select(*lenient_columns(self.engine, table)).where(or_(*changed)), table
+        )
         with self._read() as conn:
             # Per statement, not per connection: the child queries stay plain buffered reads.
             streaming = {"stream_results": True, "yield_per": chunk_size}
             with conn.execute(stmt, execution_options=streaming) as result:
                 for partition in result.mappings().partitions(chunk_size):
-                    yield self._records(conn, spec, [_plain(row) for row in partition])
+                    rows = [_plain(row, table) for row in partition]
+                    yield self._records(conn, spec, rows)
 
     def fetch(self, spec: EntityLike, source_ids: Sequence[str]) -> list[SourceRecord]:
         """Records of ``spec`` by id, whatever their updated_at (to retry deferred records).
@@ -132,8 +151,9 @@ class Warehouse:
         found: list[SourceRecord] = []
         with self._read() as conn:
             for batch in _batches(wanted, IN_BATCH_SIZE):
-                stmt = self._ordered(select(table).where(table.c.id.in_(batch)), table)
-                rows = [_plain(row) for row in conn.execute(stmt).mappings()]
+                query = select(*lenient_columns(self.engine, table)).where(table.c.id.in_(batch))
+                stmt = self._ordered(query, table)
+                rows = [_plain(row, table) for row in conn.execute(stmt).mappings()]
                 found.extend(self._records(conn, spec, rows))
         found.sort(key=lambda r: (r.business_id, r.updated_at, r.source_id))
         return found
@@ -151,7 +171,7 @@ class Warehouse:
         stmt = select(businesses).where(businesses.c.id == business_id)
         with self._read() as conn:
             row = conn.execute(stmt).mappings().first()
-        return None if row is None else _plain(row)
+        return None if row is None else _plain(row, businesses)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -179,7 +199,7 @@ class Warehouse:
         ids = [row["id"] for row in rows]
         children: dict[str, dict[Any, list[dict[str, Any]]]] = {}
         for child in spec.children:
-            children[child.key] = self._children(conn, child, ids)
+            children[child.key] = self._children(conn, child, ids, self.engine)
         owner_column = "business_id" if "business_id" in spec.table.c else "id"
         return [
             SourceRecord(
@@ -195,28 +215,73 @@ class Warehouse:
 
     @staticmethod
     def _children(
-        conn: Connection, child: ChildLike, parent_ids: Sequence[Any]
+        conn: Connection, child: ChildLike, parent_ids: Sequence[Any], engine: Engine
     ) -> dict[Any, list[dict[str, Any]]]:
         table = child.table
         parent = table.c[child.parent_column]
         grouped: dict[Any, list[dict[str, Any]]] = {}
         for batch in _batches(parent_ids, IN_BATCH_SIZE):
             stmt = (
-                select(table)
+                select(*lenient_columns(engine, table))
                 .where(parent.in_(batch))
                 .order_by(parent, table.c[child.order_by], table.c.id)
             )
             for row in conn.execute(stmt).mappings():
-                plain = _plain(row)
+                plain = _plain(row, table)
                 grouped.setdefault(plain[child.parent_column], []).append(plain)
         return grouped
 
 
-def _plain(row: RowMapping) -> dict[str, Any]:
+_LENIENT_TYPES = (Numeric, Date, DateTime)
+
+
+def lenient_columns(engine: Engine, table: Table) -> list[Any]:
+    """Columns to select, read raw where SQLite could hold text of the wrong shape.
+
+    SQLite stores whatever it is given, and SQLAlchemy's typed result processors raise on a
+    quantity of 'three' or a date of '31/12/2026', which would fail a whole chunk. Reading those
+    columns raw and converting in ``_plain`` keeps the bad value, so the mapper rejects that one
+    record and names the field. PostgreSQL enforces the types itself.
+    """
+    if is_postgresql(engine):
+        return list(table.c)
+    return [
+        type_coerce(c, NullType()).label(c.name) if isinstance(c.type, _LENIENT_TYPES) else c
+        for c in table.c
+    ]
+
+
+def _lenient(column_type: Any, value: Any) -> Any:
+    """Best-effort conversion of a raw SQLite value; what cannot be converted is kept as is."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(column_type, DateTime) and isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(column_type, Date) and isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(column_type, Numeric) and isinstance(value, int | float | str):
+        try:
+            return Decimal(repr(value) if isinstance(value, float) else value)
+        except (InvalidOperation, ValueError):
+            return value
+    return value
+
+
+def _plain(row: RowMapping, table: Table) -> dict[str, Any]:
     """A result row as a plain dict; datetimes made aware UTC whatever the engine returned."""
-    return {
-        str(key): utc(value) if isinstance(value, datetime) else value for key, value in row.items()
-    }
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        name = str(key)
+        if name in table.c and isinstance(table.c[name].type, _LENIENT_TYPES):
+            value = _lenient(table.c[name].type, value)
+        out[name] = utc(value) if isinstance(value, datetime) else value
+    return out
 
 
 def _batches(values: Sequence[Any], size: int) -> Iterable[list[Any]]:
