@@ -70,7 +70,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "thred_pipeline"
 
 PARTNER = "sec-partner-4d1f"
 API_KEY = "sk_test_SECURITY_only_9c4e1b7a2f60"
-WRONG_KEY = "sk_live_WRONG_but_still_secret_55aa01"
+WRONG_KEY = "wrong-partner-key-but-still-secret-55aa01"
 SEED = SeedConfig(
     seed=5,
     businesses=2,
