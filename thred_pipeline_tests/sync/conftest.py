@@ -8,7 +8,6 @@ partner, so an environment always gets a sandbox of its own.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,8 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import Table, create_engine, delete, func, select, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import Table, delete, func, select, update
 
 from thred_pipeline import entities
 from thred_pipeline.entities import EntitySpec
@@ -35,6 +33,7 @@ from thred_pipeline.warehouse import schema as wh
 from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline.warehouse.extract import Warehouse
 from thred_pipeline.warehouse.seed import SeedConfig, generate, load
+from thred_pipeline_tests.pg import pg_database
 
 # One business with every kind of record: two payouts (one settles a refund payment), partly
 # and fully paid refunds, an applied and an unapplied vendor credit, a voided invoice,
@@ -86,21 +85,6 @@ class Backend:
     name: str
     warehouse_url: str
     ledger_url: str
-
-
-@contextmanager
-def pg_database(admin_url: str, prefix: str = "thred_sync") -> Iterator[str]:
-    """A uniquely named PostgreSQL database (for module-scoped environments)."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")

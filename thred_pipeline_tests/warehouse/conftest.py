@@ -7,36 +7,19 @@ schema of their own. Every fixture parametrised over engines runs on SQLite and,
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 
 from thred_pipeline.warehouse.db import create_schema, create_warehouse_engine, drop_schema
 from thred_pipeline.warehouse.extract import Warehouse
 from thred_pipeline.warehouse.seed import SeedConfig, generate, load
+from thred_pipeline_tests.pg import pg_database
 
 ENGINES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-@contextmanager
-def pg_database(admin_url: str, prefix: str = "thred_wh") -> Iterator[str]:
-    """A uniquely named PostgreSQL database for the block; dropped (connections forced) after."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")
