@@ -3,9 +3,17 @@
 Import from here: ``from thred_pipeline.thred import ThredClient, ThredSettings``.
 """
 
-from thred_pipeline.thred.client import MAX_PAGE_SIZE, ThredClient, ThredResponse
+from thred_pipeline.thred.client import (
+    MAX_PAGE_SIZE,
+    ThredClient,
+    ThredResponse,
+    header_safe_idempotency_key,
+)
 from thred_pipeline.thred.errors import (
+    RequestNotSendable,
     ThredAuthError,
+    ThredConfigError,
+    ThredDuplicateExternalId,
     ThredError,
     ThredNotFoundError,
     ThredTransientError,
@@ -24,9 +32,12 @@ from thred_pipeline.thred.stats import ThredClientStats
 __all__ = [
     "API_PREFIX",
     "MAX_PAGE_SIZE",
+    "RequestNotSendable",
     "ThredAuthError",
     "ThredClient",
     "ThredClientStats",
+    "ThredConfigError",
+    "ThredDuplicateExternalId",
     "ThredError",
     "ThredNotFoundError",
     "ThredResponse",
@@ -35,6 +46,7 @@ __all__ = [
     "ThredValidationError",
     "business_resource",
     "business_token_path",
+    "header_safe_idempotency_key",
     "partner_token_path",
     "platform_path",
 ]

@@ -18,6 +18,13 @@ What it guarantees, and why:
 - **No secret leaves the process**: logs carry method, path, status, attempt and delay;
   exceptions carry method and path; server-supplied messages are scrubbed of any known
   key or token, and no httpx exception (which carries the request) is chained.
+- **Configuration errors stop the run, record errors do not.** The partner token request is
+  the first request of every run; if it is refused, or ``THRED_BASE_URL`` does not answer like
+  Thred, or nothing answers at all, it raises ``ThredConfigError`` (not a ``ThredError``), so
+  no per-record handler can mistake it for one record's problem. ``check_connection`` makes
+  that request up front. A request that cannot be put on the wire (a header, path or body
+  HTTP/JSON cannot carry) raises ``RequestNotSendable``, a ``ThredError``: one record's
+  problem, raised before anything is sent.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import asyncio
 import base64
 import enum
 import functools
+import hashlib
 import json as jsonlib
 import logging
 import random
@@ -33,18 +41,22 @@ import re
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import certifi
 import httpx
 
 from thred_pipeline.thred.errors import (
+    RequestNotSendable,
     ThredAuthError,
+    ThredConfigError,
+    ThredDuplicateExternalId,
     ThredError,
     ThredNotFoundError,
     ThredTransientError,
@@ -67,7 +79,7 @@ from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.thred.stats import ThredClientStats
 from thred_pipeline.thred.tokens import TokenCache
 
-__all__ = ["MAX_PAGE_SIZE", "ThredClient", "ThredResponse"]
+__all__ = ["MAX_PAGE_SIZE", "ThredClient", "ThredResponse", "header_safe_idempotency_key"]
 
 logger = logging.getLogger("thred_pipeline.thred")
 
@@ -79,6 +91,10 @@ DEFAULT_TOKEN_LIFETIME_S = 3600.0
 
 _USER_AGENT = "thred-pipeline/0.1 (+httpx)"
 _IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$")
+_MAX_IDEMPOTENCY_KEY = 255
+# Printable ASCII except "%" (and space): what percent-encoding keeps as is.
+_KEY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+_DUPLICATE_EXTERNAL_ID = "duplicate_external_id"
 _REDACTED = "<redacted>"
 _MAX_ERROR_TEXT = 300
 
@@ -192,6 +208,43 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable (send money as int cents)")
 
 
+def header_safe_idempotency_key(key: str) -> str:
+    """The ``Idempotency-Key`` header value for ``key``: ASCII, deterministic, at most 255.
+
+    A key of printable ASCII (no leading or trailing space, at most 255 characters) is sent
+    unchanged. Any other key (typically an external_id built from a source id with a
+    non-ASCII character, a control character or a trailing space) cannot travel in an HTTP
+    header: httpx encodes header values as ASCII and would fail deep inside the send, and
+    the record would never sync. Such a key is percent-encoded from its UTF-8 bytes instead
+    (``"pay-café"`` -> ``"pay-caf%C3%A9"``), "%" included, so:
+
+    - the same id always yields the same key, on every retry and every later run, which is
+      what makes a replay safe;
+    - two different ids never share a key (UTF-8 and percent-encoding are both one-to-one).
+      The only overlap is with an ASCII key that is itself literally the percent-encoding of
+      another id, which no source id is expected to be.
+
+    If the encoded form is longer than 255 characters, the key becomes ``"sha256-"`` and the
+    hex digest of the UTF-8 bytes (71 characters): still deterministic, and collisions are
+    not a practical concern. An empty key cannot identify anything: ``RequestNotSendable``.
+    """
+    if _IDEMPOTENCY_KEY_RE.match(key):
+        return key
+    if not key:
+        raise RequestNotSendable(
+            "Idempotency-Key header is empty", details={"Idempotency-Key": ["empty"]}
+        )
+    encoded = quote(key.encode("utf-8", "surrogatepass"), safe=_KEY_SAFE)
+    if len(encoded) <= _MAX_IDEMPOTENCY_KEY:
+        return encoded
+    return "sha256-" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _body_external_id(body: Any) -> str | None:
+    value = body.get("external_id") if isinstance(body, dict) else None
+    return value if isinstance(value, str) else None
+
+
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     """One verifying context per process: building one costs ~70 ms, and clients are per step."""
@@ -293,23 +346,51 @@ class ThredClient:
         every write is idempotent: an ``external_id`` in the body or ``idempotency_key``
         (sent as the ``Idempotency-Key`` header, identical on every attempt).
 
-        Raises ``ThredValidationError`` (4xx), ``ThredNotFoundError`` (404),
-        ``ThredAuthError`` (401 after one renewal, 403), ``ThredTransientError`` (retries
-        or budget exhausted; see ``outcome_uncertain``) or ``ThredError`` (anything else).
+        A key that is not printable ASCII is sent percent-encoded (see
+        ``header_safe_idempotency_key``), so a record with a non-ASCII id still syncs.
+
+        Raises ``ThredValidationError`` (4xx), ``ThredDuplicateExternalId`` (409
+        ``duplicate_external_id``), ``ThredNotFoundError`` (404), ``ThredAuthError`` (401
+        after one renewal, 403), ``ThredTransientError`` (retries or budget exhausted; see
+        ``outcome_uncertain``), ``RequestNotSendable`` (nothing sent: the path, a header or
+        the body cannot be encoded) or ``ThredError`` (anything else); ``ThredConfigError``
+        when the partner token cannot be had (see the module docstring).
         """
         method = method.upper()
-        url_path = platform_path(path)
-        if business_id is not None:
-            check_business_id(business_id)
+        try:
+            url_path = platform_path(path)
+            if business_id is not None:
+                check_business_id(business_id)
+        except ValueError as exc:
+            raise RequestNotSendable(
+                f"URL path cannot be built: {exc}",
+                details={"path": [str(exc)]},
+                method=method,
+                business_id=business_id,
+            ) from None
         headers: dict[str, str] = {}
         content: bytes | None = None
         if json is not None:
-            content = jsonlib.dumps(json, separators=(",", ":"), default=_json_default).encode()
+            try:
+                text = jsonlib.dumps(
+                    json, separators=(",", ":"), default=_json_default, allow_nan=False
+                )
+            except (TypeError, ValueError) as exc:
+                raise RequestNotSendable(
+                    f"request body cannot be encoded as JSON: {exc}",
+                    details={"body": [str(exc)]},
+                    method=method,
+                    path=url_path,
+                    business_id=business_id,
+                ) from None
+            content = text.encode()
             headers["Content-Type"] = "application/json"
         if idempotency_key is not None:
-            if not _IDEMPOTENCY_KEY_RE.match(idempotency_key):
-                raise ValueError("idempotency_key must be 1-255 printable ASCII characters")
-            headers["Idempotency-Key"] = idempotency_key
+            try:
+                headers["Idempotency-Key"] = header_safe_idempotency_key(idempotency_key)
+            except RequestNotSendable as exc:
+                exc.method, exc.path, exc.business_id = method, url_path, business_id
+                raise
 
         self.stats.count_request(method)
         wall_start = time.perf_counter()
@@ -321,6 +402,7 @@ class ThredClient:
                 headers=headers,
                 content=content,
                 params=_query(params),
+                external_id=_body_external_id(json),
             )
         finally:
             self.stats.elapsed_s += time.perf_counter() - wall_start
@@ -332,7 +414,7 @@ class ThredClient:
         business_id: str | None = None,
         params: Mapping[str, Any] | None = None,
         page_size: int = MAX_PAGE_SIZE,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any]]:
         """Yield every item of a paginated list, requesting ``page=1, 2, ...``.
 
         Stops when ``next`` is null, when ``page >= page_info.total_pages``, or on an empty
@@ -400,6 +482,42 @@ class ThredClient:
             )
         return count
 
+    async def find_by_external_id(
+        self,
+        path: str,
+        external_id: str,
+        *,
+        business_id: str | None,
+        params: Mapping[str, Any] | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> dict[str, Any] | None:
+        """The first item of the list at ``path`` whose ``external_id`` equals ``external_id``.
+
+        Used after ``ThredDuplicateExternalId`` to adopt the object Thred already stores.
+        Pages through the list (``page_size`` 100) and compares ``external_id`` exactly, so
+        it is correct whether or not the server applies a filter: pass the documented
+        ``external_id`` query filter in ``params`` where the list has one (customers,
+        vendors, invoices; the payouts filter is a partial match, hence the exact check
+        here) and the list's archived switch where archived objects are hidden by default.
+        Returns None when no item matches.
+        """
+        pages = self.iter_pages(path, business_id=business_id, params=params, page_size=page_size)
+        async with aclosing(pages) as items:
+            async for item in items:
+                if isinstance(item, dict) and item.get("external_id") == external_id:
+                    return item
+        return None
+
+    async def check_connection(self) -> None:
+        """Fetch the partner token now (or reuse the cached one); raise what it raises.
+
+        The cheapest request that proves ``THRED_BASE_URL`` is Thred and the partner
+        credentials are accepted. Call it before any record work so a configuration error
+        (``ThredConfigError``) stops the run before anything is written anywhere. The token
+        is cached, so the run's first real request does not fetch it again.
+        """
+        await self._token(None)
+
     # ------------------------------------------------------------------ auth
 
     async def _token(self, business_id: str | None, *, stale: str | None = None) -> str:
@@ -416,25 +534,98 @@ class ThredClient:
         return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
     async def _fetch_partner_token(self) -> tuple[str, float]:
+        """The partner token, or ``ThredConfigError`` when the settings cannot give one."""
         path = partner_token_path()
         self.stats.token_fetches += 1
-        response = await self._send(
-            "POST",
-            path,
-            headers={
-                "Authorization": self._basic_authorization(),
-                "Content-Type": "application/x-www-form-urlencoded",
-            },
-            content=urlencode(
-                {"grant_type": "client_credentials", "client_id": self._settings.partner_id}
-            ).encode(),
-            params=[],
-            business_id=None,
-            started=self._clock(),
-        )
+        base = self._settings.base_url
+        try:
+            response = await self._send(
+                "POST",
+                path,
+                headers={
+                    "Authorization": self._basic_authorization(),
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+                content=urlencode(
+                    {"grant_type": "client_credentials", "client_id": self._settings.partner_id}
+                ).encode(),
+                params=[],
+                business_id=None,
+                started=self._clock(),
+            )
+        except ThredTransientError as exc:
+            if exc.status is not None:
+                raise  # Thred answered 5xx/429 until the retries ran out: it is there
+            raise ThredConfigError(
+                f"Thred is unreachable at THRED_BASE_URL={base}: POST {path} got no answer: "
+                f"{exc.message}",
+                settings=("THRED_BASE_URL",),
+                reason="unreachable",
+            ) from None
+        except ThredError as exc:  # could not be sent at all (unsupported scheme, ...)
+            raise ThredConfigError(
+                f"THRED_BASE_URL={base} cannot be used: POST {path}: {exc.message}",
+                settings=("THRED_BASE_URL",),
+                reason="not_thred",
+            ) from None
+        self._check_partner_token_response(response, path)
         token = self._read_token(response, path, business_id=None)
         logger.debug("thred partner token fetched (expires_in=%.0fs)", token[1])
         return token
+
+    def _check_partner_token_response(self, response: httpx.Response, path: str) -> None:
+        """Raise ``ThredConfigError`` unless this is Thred handing out a partner token."""
+        base = self._settings.base_url
+        status = response.status_code
+        body = self._json_body(response)
+        what = _describe_body(response, body)
+        if 200 <= status < 300:
+            if (
+                isinstance(body, dict)
+                and isinstance(body.get("access_token"), str)
+                and body["access_token"]
+                and isinstance(body.get("token_type"), str)
+                and body["token_type"]
+            ):
+                return
+            raise ThredConfigError(
+                f"THRED_BASE_URL={base} does not answer like Thred: POST {path} returned "
+                f"HTTP {status} with {what}, not a token (access_token, token_type)",
+                settings=("THRED_BASE_URL",),
+                reason="not_thred",
+            )
+        if status in (401, 403) or (400 <= status < 500 and status not in (404, 405)):
+            message, code, _ = self._parse_error(response)
+            detail = f"{code}: {message}" if code else message
+            detail = " ".join(detail.split())[:160]
+            names: tuple[str, ...] = ("THRED_PARTNER_ID", "THRED_API_KEY")
+            hint = "check THRED_PARTNER_ID and THRED_API_KEY"
+            if not isinstance(body, dict):
+                names += ("THRED_BASE_URL",)
+                hint += f", and that THRED_BASE_URL={base} is Thred (the answer is {what})"
+            raise ThredConfigError(
+                f"Thred refused the partner credentials: POST {path} at {base} returned "
+                f"HTTP {status} ({detail}); {hint}",
+                settings=names,
+                reason="credentials_refused",
+            )
+        if 300 <= status < 400:
+            location = urlsplit(response.headers.get("Location", ""))
+            target = f"{location.scheme}://{location.netloc}" if location.netloc else "elsewhere"
+            raise ThredConfigError(
+                f"THRED_BASE_URL={base} redirects the token request (HTTP {status}) to "
+                f"{target}; redirects are not followed (they would carry the credentials): "
+                "set THRED_BASE_URL to the API host itself",
+                settings=("THRED_BASE_URL",),
+                reason="not_thred",
+            )
+        if status in (404, 405) or (status >= 500 and status not in RETRYABLE_STATUSES):
+            raise ThredConfigError(
+                f"THRED_BASE_URL={base} does not answer like Thred: POST {path} returned "
+                f"HTTP {status} with {what} (no Thred token endpoint there)",
+                settings=("THRED_BASE_URL",),
+                reason="not_thred",
+            )
 
     async def _fetch_business_token(self, business_id: str) -> tuple[str, float]:
         path = business_token_path(business_id)
@@ -519,6 +710,7 @@ class ThredClient:
         headers: dict[str, str],
         content: bytes | None,
         params: list[tuple[str, str]],
+        external_id: str | None = None,
     ) -> ThredResponse:
         started = self._clock()
         stale: str | None = None
@@ -550,7 +742,7 @@ class ThredClient:
                     response.status_code,
                     self._success_body(response, method, url_path, business_id),
                 )
-            raise self._final_error(response, method, url_path, business_id)
+            raise self._final_error(response, method, url_path, business_id, external_id)
 
     # ------------------------------------------------------------------ transport + retries
 
@@ -776,10 +968,28 @@ class ThredClient:
         )
 
     def _final_error(
-        self, response: httpx.Response, method: str, url_path: str, business_id: str | None
+        self,
+        response: httpx.Response,
+        method: str,
+        url_path: str,
+        business_id: str | None,
+        external_id: str | None = None,
     ) -> ThredError:
         """Map a non-2xx, non-retried status to the exception class the caller acts on."""
         status = response.status_code
+        if status == 409:
+            message, code, details = self._parse_error(response)
+            if code == _DUPLICATE_EXTERNAL_ID:
+                return ThredDuplicateExternalId(
+                    message,
+                    external_id=external_id,
+                    status=status,
+                    error_code=code,
+                    details=details,
+                    method=method,
+                    path=url_path,
+                    business_id=business_id,
+                )
         if status in (401, 403):
             return self._error_from_response(
                 ThredAuthError, response, method, url_path, business_id
@@ -844,3 +1054,16 @@ class _NotJson:
 
 
 _NOT_JSON: Any = _NotJson()
+
+
+def _describe_body(response: httpx.Response, body: Any) -> str:
+    """A few words on what came back, for configuration messages (never the body itself)."""
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+    if not response.content:
+        return f"an empty body ({kind})"
+    if body is _NOT_JSON:
+        looks_html = response.content.lstrip()[:15].lower().startswith((b"<!doctype", b"<html"))
+        return f"an HTML page ({kind})" if looks_html else f"a body that is not JSON ({kind})"
+    if isinstance(body, dict):
+        return "JSON without access_token/token_type"
+    return f"JSON {type(body).__name__}"

@@ -10,6 +10,13 @@ at status codes:
 - ``ThredTransientError``: retries were exhausted. ``outcome_uncertain`` says whether a
   write may have been applied; if so, re-send later with the same external_id /
   Idempotency-Key instead of assuming it failed.
+- ``ThredDuplicateExternalId``: 409 ``duplicate_external_id`` (Thred's error guide). The object
+  already exists: look it up (``ThredClient.find_by_external_id``) and adopt it.
+- ``RequestNotSendable``: the request could not be put on the wire (a header value, path
+  segment or body that HTTP or JSON cannot carry). Nothing was sent; quarantine the row.
+- ``ThredConfigError``: not about any record. The partner credentials are refused,
+  ``THRED_BASE_URL`` is not Thred, or Thred cannot be reached: stop the run. It is
+  deliberately *not* a ``ThredError``, so per-record handlers never swallow it.
 
 Only the request method and URL path are kept: never headers, tokens, keys or query strings.
 """
@@ -19,7 +26,10 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "RequestNotSendable",
     "ThredAuthError",
+    "ThredConfigError",
+    "ThredDuplicateExternalId",
     "ThredError",
     "ThredNotFoundError",
     "ThredTransientError",
@@ -143,3 +153,118 @@ class ThredTransientError(ThredError):
             f"{super().__repr__()[:-1]}, outcome_uncertain={self.outcome_uncertain!r}, "
             f"attempts={self.attempts!r})"
         )
+
+
+class ThredDuplicateExternalId(ThredError):
+    """409 ``duplicate_external_id``: Thred already stores an object with this external_id.
+
+    Thred's error guide documents this answer for a repeated external_id (the create pages
+    document 200 with the stored object instead). Either way the object exists: the caller
+    looks it up by ``external_id`` and adopts it; it is never a rejection of the record.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        external_id: str | None = None,
+        status: int | None = 409,
+        error_code: str | None = "duplicate_external_id",
+        details: dict[str, Any] | None = None,
+        method: str = "",
+        path: str = "",
+        business_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            status=status,
+            error_code=error_code,
+            details=details,
+            method=method,
+            path=path,
+            business_id=business_id,
+        )
+        self.external_id = external_id
+
+    def _fields(self) -> dict[str, Any]:
+        return {**super()._fields(), "external_id": self.external_id}
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]}, external_id={self.external_id!r})"
+
+
+class RequestNotSendable(ThredError):
+    """The request cannot be sent as built; nothing reached Thred (``status`` is None).
+
+    For example a header value that HTTP cannot carry, a path segment that is not a plain
+    id, or a body JSON cannot represent (NaN, an unknown type). It concerns one record, so
+    it is a ``ThredError``: the engine quarantines that record and goes on.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_code: str | None = "unsendable_request",
+        details: dict[str, Any] | None = None,
+        method: str = "",
+        path: str = "",
+        business_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            status=status,
+            error_code=error_code,
+            details=details,
+            method=method,
+            path=path,
+            business_id=business_id,
+        )
+
+
+CONFIG_SETTINGS = ("THRED_BASE_URL", "THRED_PARTNER_ID", "THRED_API_KEY")
+"""The environment variables a ``ThredConfigError`` can name."""
+
+
+class ThredConfigError(Exception):
+    """The run cannot talk to Thred at all: fix a setting, retrying will not help.
+
+    Raised by the client on the partner token request, the first request of every run:
+
+    - ``reason="credentials_refused"``: 401/403 on ``POST oauth2/token/`` (wrong
+      ``THRED_PARTNER_ID`` or ``THRED_API_KEY``; Thred does not say which);
+    - ``reason="not_thred"``: ``THRED_BASE_URL`` answers, but not like Thred (no token
+      endpoint, HTML, JSON without ``access_token`` / ``token_type``, another server);
+    - ``reason="unreachable"``: no answer at all after the normal bounded retries
+      (connection refused, DNS, TLS).
+
+    Not a ``ThredError``: the engine's per-record handlers catch ``ThredError`` and must let
+    this one stop the run. ``str()`` is one line that names the setting(s) in ``settings``
+    and never contains a key, a token or a Basic credential.
+    """
+
+    def __init__(self, message: str, *, settings: tuple[str, ...], reason: str) -> None:
+        line = " ".join(message.split())
+        if len(line) > _MAX_MESSAGE_CHARS:
+            line = line[:_MAX_MESSAGE_CHARS] + "…"
+        super().__init__(line)
+        self.message = line
+        self.settings = tuple(settings)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return (
+            f"ThredConfigError(message={self.message!r}, settings={self.settings!r}, "
+            f"reason={self.reason!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_config, (self.message, self.settings, self.reason))
+
+
+def _rebuild_config(message: str, settings: tuple[str, ...], reason: str) -> ThredConfigError:
+    return ThredConfigError(message, settings=settings, reason=reason)

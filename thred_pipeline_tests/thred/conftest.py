@@ -234,7 +234,9 @@ class _DropHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
         if self.path.endswith("/oauth2/token/"):
-            body = json.dumps({"access_token": "tok_" + "d" * 32, "expires_in": 3600}).encode()
+            body = json.dumps(
+                {"access_token": "tok_" + "d" * 32, "token_type": "Bearer", "expires_in": 3600}
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -262,6 +264,34 @@ def drop_server() -> Iterator[str]:
     httpd.shutdown()
     httpd.server_close()
     thread.join(timeout=5)
+
+
+class TokenOnlyServer:
+    """``drop_server``'s handler on its own port: tokens are served, other requests dropped.
+
+    ``stop()`` closes it, so that a client holding its token then finds nothing listening.
+    """
+
+    def __init__(self) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _DropHandler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.stopped = False
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def token_only_server() -> Iterator[TokenOnlyServer]:
+    server = TokenOnlyServer()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -348,3 +378,12 @@ async def harness_factory() -> AsyncIterator[Callable[..., Harness]]:
 @pytest.fixture
 def harness(fake: FakeThred, harness_factory: Callable[..., Harness]) -> Harness:
     return harness_factory(fake.base_url)
+
+
+@pytest.fixture(scope="session")
+def sandbox_url() -> Iterator[str]:
+    """Base URL of a real Thred sandbox for this session (its demo partner is built in)."""
+    from thred_pipeline.sandbox import SandboxConfig, start_sandbox
+
+    with start_sandbox(SandboxConfig()) as running:
+        yield running.url

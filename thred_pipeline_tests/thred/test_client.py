@@ -16,6 +16,7 @@ import pytest
 
 from thred_pipeline.thred import (
     ThredAuthError,
+    ThredConfigError,
     ThredError,
     ThredNotFoundError,
     ThredTransientError,
@@ -28,6 +29,7 @@ from thred_pipeline_tests.thred.conftest import (
     Harness,
     Reply,
     Seen,
+    TokenOnlyServer,
 )
 
 pytestmark = pytest.mark.anyio
@@ -177,15 +179,22 @@ async def test_403_is_auth_error_and_not_retried(fake: FakeThred, harness: Harne
     assert harness.sleeper.delays == []
 
 
-async def test_wrong_credentials_are_auth_error_without_retry(
+async def test_wrong_credentials_are_a_config_error_without_retry(
     fake: FakeThred, harness_factory: Callable[..., Harness]
 ) -> None:
     harness = harness_factory(fake.base_url, api_key="sk_test_wrong_key_000000000")
-    with pytest.raises(ThredAuthError) as info:
+    with pytest.raises(ThredConfigError) as info:
         await harness.client.request("GET", "businesses/")
-    assert info.value.path == "/v1/platform/oauth2/token/"
+    err = info.value
+    assert not isinstance(err, ThredError)  # per-record handlers must not swallow it
+    assert (err.reason, err.settings) == (
+        "credentials_refused",
+        ("THRED_PARTNER_ID", "THRED_API_KEY"),
+    )
+    assert "/v1/platform/oauth2/token/" in str(err) and "HTTP 401" in str(err)
     assert len(fake.token_hits()) == 1
     assert fake.hits("GET", BUSINESSES) == []
+    assert harness.sleeper.delays == []
 
 
 async def test_unknown_business_token_is_not_found(fake: FakeThred, harness: Harness) -> None:
@@ -393,14 +402,16 @@ async def test_read_timeout_then_success(
 
 
 async def test_connection_refused_is_certain(
-    closed_port_url: str, harness_factory: Callable[..., Harness]
+    token_only_server: TokenOnlyServer, harness_factory: Callable[..., Harness]
 ) -> None:
-    harness = harness_factory(closed_port_url, max_attempts=3)
+    harness = harness_factory(token_only_server.base_url, max_attempts=3)
+    await harness.client.check_connection()  # the partner token is cached
+    token_only_server.stop()  # now nothing listens on that port
     with pytest.raises(ThredTransientError) as info:
-        await harness.client.request("GET", "businesses/")
+        await harness.client.request("POST", "businesses/", json={"external_id": "b"})
     err = info.value
     assert (err.outcome_uncertain, err.attempts, err.status) == (False, 3, None)
-    assert err.path == "/v1/platform/oauth2/token/"  # the token call failed first
+    assert err.path == BUSINESSES
     assert len(harness.sleeper.delays) == 2
 
 

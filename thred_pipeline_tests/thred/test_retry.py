@@ -32,6 +32,7 @@ from thred_pipeline_tests.thred.conftest import FakeClock, MaxJitter, Sleeper, m
 pytestmark = pytest.mark.anyio
 
 NOW = datetime(2025, 1, 15, 12, 0, 0, tzinfo=UTC)
+TOKEN = {"access_token": "t" * 40, "token_type": "Bearer", "expires_in": 3600}
 
 
 class Zero:
@@ -186,7 +187,7 @@ def _mock_client(handler: Any, **overrides: Any) -> tuple[ThredClient, Sleeper]:
 def _token_or(reply: httpx.Response) -> Any:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/oauth2/token/"):
-            return httpx.Response(200, json={"access_token": "t" * 40, "expires_in": 3600})
+            return httpx.Response(200, json=TOKEN)
         return reply
 
     return handler
@@ -243,7 +244,7 @@ async def test_non_retryable_5xx_is_transient_without_retry() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/oauth2/token/"):
-            return httpx.Response(200, json={"access_token": "t" * 40})
+            return httpx.Response(200, json=TOKEN)
         calls.append(request.url.path)
         return httpx.Response(501, json={"error": "nope"})
 
@@ -270,7 +271,7 @@ async def test_query_params_are_flattened() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/oauth2/token/"):
-            return httpx.Response(200, json={"access_token": "t" * 40})
+            return httpx.Response(200, json=TOKEN)
         seen.append(request.url)
         return httpx.Response(200, json={})
 

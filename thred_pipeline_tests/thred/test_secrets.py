@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from thred_pipeline.thred import ThredError
+from thred_pipeline.thred import ThredConfigError, ThredError
 from thred_pipeline_tests.thred.conftest import (
     API_KEY,
     PARTNER_ID,
@@ -49,12 +49,12 @@ async def test_secrets_never_leak(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    errors: list[ThredError] = []
+    errors: list[ThredError | ThredConfigError] = []
 
     async def attempt(coro: object) -> None:
         try:
             await coro  # type: ignore[misc]
-        except ThredError as exc:
+        except (ThredError, ThredConfigError) as exc:
             errors.append(exc)
 
     h = harness_factory(fake.base_url, max_attempts=3, timeout_s=0.2)
@@ -81,6 +81,8 @@ async def test_secrets_never_leak(
     await attempt(refused.client.request("GET", "businesses/"))
 
     assert len(errors) == 7
+    # revoked key, wrong key, nothing listening: the run's settings, not one record
+    assert [type(e) for e in errors[-3:]] == [ThredConfigError] * 3
     wrong_key = "sk_test_WRONG_but_still_secret_1"
     secret_values = {
         API_KEY,
@@ -99,6 +101,7 @@ async def test_secrets_never_leak(
         haystacks += [repr(getattr(err, "details", {}))]
         assert err.__cause__ is None
         assert err.__context__ is None or isinstance(err.__context__, ThredError)
+        assert "\n" not in str(err)
     haystacks += [repr(client), repr(make_settings(fake.base_url)), str(client.stats)]
     haystacks += [repr(client._tokens), repr(client._tokens.peek(B1))]
 
@@ -107,6 +110,6 @@ async def test_secrets_never_leak(
         for text in haystacks:
             assert secret not in text, f"secret leaked into: {text[:200]!r}"
 
-    echoed = next(e for e in errors if e.status == 400)
+    echoed = next(e for e in errors if isinstance(e, ThredError) and e.status == 400)
     assert echoed.message == "header was Bearer <redacted>"
     assert echoed.details["nested"] == {"again": "Bearer <redacted>"}
