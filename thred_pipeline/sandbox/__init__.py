@@ -3,8 +3,10 @@
 It implements the documented contract in thred-api.md: two-tier auth and business scoping,
 201/200 idempotency on external_id and Idempotency-Key, ordering and tax validation, the
 documented error and list shapes, and a real double-entry ledger behind balances, aging
-and reports. Undocumented choices live in ``rules.py``; test hooks in ``admin.py``; fault
-switches in ``faults.py``.
+and reports. Responses carry exactly the documented fields (``documented.py``) unless the
+sandbox runs with ``extended_fields``; a repeated external_id answers 200 or, switched,
+409 (docs/thred-contract.md). Undocumented choices live in ``rules.py``; test hooks in
+``admin.py``; fault switches in ``faults.py``.
 """
 
 from thred_pipeline.sandbox.app import create_app

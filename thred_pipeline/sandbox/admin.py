@@ -29,10 +29,13 @@ No auth (the sandbox listens on 127.0.0.1). Bodies are JSON:
   the object id.
 - ``POST /_sandbox/expire-tokens`` ``{"partner_id"?: str, "business_id"?: str}`` -> every
   token issued so far (or only the partner's / the business's) answers 401 invalid_token.
-- ``GET  /_sandbox/faults`` -> current fault settings and counts.
+- ``GET  /_sandbox/faults`` -> ``{faults, counts, contract}``: current fault settings, counts,
+  and the contract readings in effect (``{"extended_fields", "duplicate_external_id"}``).
 - ``POST /_sandbox/faults`` ``{<FaultConfig fields>..., "reset"?: bool}`` -> merge the
   fields into the current settings (``reset: true`` starts from the defaults); re-seeds the
-  RNG. See ``faults.py`` for the switches.
+  RNG. See ``faults.py`` for the switches. ``extended_fields`` (bool) and
+  ``duplicate_external_id`` (``"replay"`` | ``"conflict"``) switch the contract readings of a
+  running sandbox; ``null`` (or ``reset``) goes back to the values it was started with.
 - ``POST /_sandbox/reconcile-payout`` ``{"business_id", "payout_id" | "external_id"}`` ->
   marks a payout reconciled to a bank transaction (later upserts answer 409).
 """
@@ -313,7 +316,14 @@ async def expire_tokens(request: Request) -> Response:
 
 
 def _faults_body(sb: Sandbox) -> dict[str, Any]:
-    return {"faults": sb.faults.config.model_dump(), "counts": dict(sb.faults.counts)}
+    return {
+        "faults": sb.faults.config.model_dump(),
+        "counts": dict(sb.faults.counts),
+        "contract": {
+            "extended_fields": sb.extended_fields,
+            "duplicate_external_id": sb.duplicate_external_id,
+        },
+    }
 
 
 @router.get("/faults")

@@ -28,6 +28,7 @@ from thred_pipeline.sandbox.core import (
     new_vendor,
     public,
     remember_response,
+    replay_existing,
     resolve_account,
     vendor_view,
 )
@@ -206,7 +207,7 @@ def create_bill(sb: Sandbox, business: Obj, body: BillCreate) -> Result:
     if body.external_id is not None:
         existing = store.find(scope, "bills", "external_id", body.external_id)
         if existing is not None:
-            return rules.REPLAY_STATUS, bill_view(sb, existing)
+            return replay_existing(sb, "bill", existing, lambda b: bill_view(sb, b))
     details: Details = {}
     vendor = _resolve_vendor(sb, scope, body.vendor_id, body.vendor_external_id, details)
     fail_if(details)
@@ -412,7 +413,7 @@ def create_bill_payment(
     if body.external_id is not None:
         existing = store.find(scope, "bill_payments", "external_id", body.external_id)
         if existing is not None:
-            return rules.REPLAY_STATUS, bill_payment_view(sb, existing)
+            return replay_existing(sb, "bill payment", existing, lambda p: bill_payment_view(sb, p))
     if store.get_in("vendors", scope, body.vendor_id) is None:
         fail_if({"vendor_id": ["Vendor not found. Create the vendor before its payments."]})
     details: Details = {}
@@ -576,7 +577,9 @@ def create_vendor_credit(sb: Sandbox, business: Obj, body: VendorCreditCreate) -
     if body.external_id is not None:
         existing = store.find(scope, "vendor_credits", "external_id", body.external_id)
         if existing is not None:
-            return rules.REPLAY_STATUS, vendor_credit_view(sb, existing)
+            return replay_existing(
+                sb, "vendor credit", existing, lambda c: vendor_credit_view(sb, c)
+            )
     details: Details = {}
     vendor: Obj | None = None
     if body.vendor_id is not None:

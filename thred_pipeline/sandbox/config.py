@@ -4,17 +4,36 @@ One pydantic model so the CLI, tests and the demo build the server the same way.
 settings are nested (``SandboxConfig.faults``) because they can also be changed at runtime
 through ``POST /_sandbox/faults`` and are applied as one unit. ``add_fault_arguments`` and
 ``fault_config_from_args`` give a command line the same switches.
+
+Two settings choose how the sandbox reads the contract where Thred's docs leave a choice
+(docs/thred-contract.md):
+
+- ``extended_fields`` (default False = strict): strict responses carry exactly the fields
+  thred-api.md documents (``documented.py``) and the undocumented vendor archive endpoint
+  does not exist; extended responses add the sandbox's inferred fields (totals, outstanding
+  balances, external ids of related objects) and the archive endpoint.
+- ``duplicate_external_id`` (default ``"replay"``): a create repeating an external_id
+  answers 200 with the stored object (``"replay"``, the create pages) or 409
+  ``duplicate_external_id`` (``"conflict"``, the error guide). Payouts always upsert, and a
+  repeated ``Idempotency-Key`` always replays.
+
+Both are set at start (``SandboxConfig``) and can be overridden at runtime through the fault
+settings (``FaultConfig``: None = as started; ``POST /_sandbox/faults``), so a running
+sandbox can be switched by a test; ``reset: true`` goes back to the start values.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "DEFAULT_PARTNERS",
+    "DUPLICATE_EXTERNAL_ID_MODES",
+    "DuplicateExternalId",
     "FaultConfig",
     "SandboxConfig",
     "add_fault_arguments",
@@ -22,6 +41,8 @@ __all__ = [
 ]
 
 DEFAULT_PARTNERS: dict[str, str] = {"demo-partner": "sandbox-demo-key"}
+DuplicateExternalId = Literal["replay", "conflict"]
+DUPLICATE_EXTERNAL_ID_MODES: tuple[DuplicateExternalId, ...] = ("replay", "conflict")
 
 
 class FaultConfig(BaseModel):
@@ -49,6 +70,9 @@ class FaultConfig(BaseModel):
     drop_after_commit_rate: float = Field(default=0.0, ge=0, le=1)
     # Fallback when the connection cannot be cut: stall this long before answering.
     drop_stall_s: float = Field(default=120.0, ge=0, le=3600)
+    # Contract readings (see the module docstring); None keeps the SandboxConfig value.
+    extended_fields: bool | None = None
+    duplicate_external_id: DuplicateExternalId | None = None
 
     def any_active(self) -> bool:
         return bool(
@@ -75,6 +99,10 @@ class SandboxConfig(BaseModel):
     token_ttl_s: int = Field(default=3600, ge=1)
     admin_enabled: bool = True
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # False = strict: responses carry exactly the documented fields (see the module docstring).
+    extended_fields: bool = False
+    # "replay": a repeated external_id answers 200 with the stored object; "conflict": 409.
+    duplicate_external_id: DuplicateExternalId = "replay"
     faults: FaultConfig = Field(default_factory=FaultConfig)
 
 
@@ -124,10 +152,11 @@ def _positive_float(text: str) -> float:
 
 
 def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the fault switches (all off by default) to a command's parser.
+    """Add the fault switches (all off by default) and the contract readings to a parser.
 
     Build the config with :func:`fault_config_from_args`; every switch can also be changed
-    at runtime with ``POST /_sandbox/faults``.
+    at runtime with ``POST /_sandbox/faults``. The contract readings land in the
+    ``FaultConfig`` as overrides, so ``SandboxConfig(faults=...)`` alone carries them.
     """
     group = parser.add_argument_group(
         "fault injection", "for /v1/ routes only; every draw comes from one seeded RNG"
@@ -182,6 +211,23 @@ def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--fault-seed", type=int, default=0, help="seed of the fault RNG (reproducible runs)"
     )
+    contract = parser.add_argument_group(
+        "contract readings", "where Thred's docs leave a choice (docs/thred-contract.md)"
+    )
+    contract.add_argument(
+        "--extended-fields",
+        action="store_true",
+        default=None,
+        help="answer with the sandbox's inferred fields too, and serve the undocumented "
+        "vendor archive endpoint (default: strict, exactly the documented fields)",
+    )
+    contract.add_argument(
+        "--duplicate-external-id",
+        choices=DUPLICATE_EXTERNAL_ID_MODES,
+        default=None,
+        help="a create repeating an external_id answers 200 with the stored object "
+        "(replay, the default) or 409 duplicate_external_id (conflict)",
+    )
 
 
 def fault_config_from_args(args: argparse.Namespace) -> FaultConfig:
@@ -208,4 +254,6 @@ def fault_config_from_args(args: argparse.Namespace) -> FaultConfig:
         hang_rate=args.hang_rate,
         hang_s=args.hang_s,
         drop_after_commit_rate=args.drop_rate,
+        extended_fields=getattr(args, "extended_fields", None),
+        duplicate_external_id=getattr(args, "duplicate_external_id", None),
     )

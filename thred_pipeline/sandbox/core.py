@@ -8,11 +8,18 @@ start with ``_``; ``public`` strips those for responses.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import ROUND_HALF_UP, Decimal
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from thred_pipeline.sandbox import ledger, rules
-from thred_pipeline.sandbox.errors import Details, conflict, not_found, validation_error
+from thred_pipeline.sandbox.errors import (
+    ApiError,
+    Details,
+    conflict,
+    not_found,
+    validation_error,
+)
 from thred_pipeline.sandbox.models import (
     BusinessCreate,
     BusinessPatch,
@@ -21,6 +28,7 @@ from thred_pipeline.sandbox.models import (
 )
 from thred_pipeline.sandbox.state import Sandbox, now_iso
 from thred_pipeline.sandbox.store import Obj
+from thred_pipeline.sync.money import round_half_up
 
 __all__ = [
     "account_ref",
@@ -30,6 +38,7 @@ __all__ = [
     "customer_view",
     "fail_if",
     "public",
+    "replay_existing",
     "resolve_account",
     "round_half_up",
     "tax_code_map",
@@ -42,10 +51,6 @@ Result = tuple[int, dict[str, Any]]
 # ------------------------------------------------------------------ helpers
 def public(obj: Obj) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if not k.startswith("_")}
-
-
-def round_half_up(value: Decimal) -> int:
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def fail_if(details: Details) -> None:
@@ -79,6 +84,26 @@ def check_currency(
             path,
             f"Currency must be the business base currency {business['base_currency']}.",
         )
+
+
+def replay_existing(
+    sb: Sandbox, noun: str, existing: Obj, view: Callable[[Obj], dict[str, Any]]
+) -> Result:
+    """A create repeating ``existing``'s external_id (contract 3.1 and 3.3, section 6 item 20).
+
+    ``replay`` mode (the create pages): 200 with the stored object, unchanged. ``conflict``
+    mode (the error guide): 409 ``duplicate_external_id``. Payouts upsert instead and never
+    come here; an Idempotency-Key replay is answered before any create runs.
+    """
+    if sb.duplicate_external_id == "conflict":
+        external_id = existing.get("external_id")
+        raise ApiError(
+            409,
+            rules.DUPLICATE_EXTERNAL_ID_CODE,
+            f"A {noun} with this external_id already exists.",
+            {"external_id": [f"A {noun} with external_id {external_id!r} already exists."]},
+        )
+    return rules.REPLAY_STATUS, view(existing)
 
 
 def external_id_free(
@@ -217,7 +242,9 @@ def create_business(sb: Sandbox, partner_id: str, body: BusinessCreate) -> Resul
     if body.external_id is not None:
         existing = store.find(scope, "businesses", "external_id", body.external_id)
         if existing is not None:
-            return rules.REPLAY_STATUS, business_view(existing, created=False)
+            return replay_existing(
+                sb, "business", existing, lambda b: business_view(b, created=False)
+            )
     details: Details = {}
     country = body.country or rules.DEFAULT_COUNTRY
     if country not in rules.SUPPORTED_COUNTRIES:
@@ -350,7 +377,7 @@ def create_customer(sb: Sandbox, business: Obj, body: CustomerCreate) -> Result:
     if body.external_id is not None:
         existing = store.find(scope, "customers", "external_id", body.external_id)
         if existing is not None:
-            return rules.REPLAY_STATUS, customer_view(sb, existing)
+            return replay_existing(sb, "customer", existing, lambda c: customer_view(sb, c))
     data = body.model_dump()
     name_alias = data.pop("name")
     if name_alias and not data["individual_name"] and not data["company_name"]:
@@ -433,7 +460,7 @@ def create_vendor(sb: Sandbox, business: Obj, body: VendorCreate) -> Result:
     if body.external_id is not None:
         existing = store.find(scope, "vendors", "external_id", body.external_id)
         if existing is not None:
-            return rules.REPLAY_STATUS, vendor_view(sb, existing)
+            return replay_existing(sb, "vendor", existing, lambda v: vendor_view(sb, v))
     data = body.model_dump()
     name_alias = data.pop("name")
     if name_alias and not data["individual_name"] and not data["company_name"]:

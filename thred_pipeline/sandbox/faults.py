@@ -17,6 +17,10 @@ Switches (``FaultConfig``; set at start or at runtime with ``POST /_sandbox/faul
   not possible (another ASGI server, the in-process TestClient) the response is held for
   ``drop_stall_s`` instead, which a client experiences as a timeout.
 
+The same settings carry two contract readings, ``extended_fields`` and
+``duplicate_external_id`` (overrides of ``SandboxConfig``; see config.py). They change what
+the routes answer, not this middleware.
+
 One RNG seeded with ``seed`` makes the sequence of faults reproducible for a sequential
 client. Every injected fault is counted (``/_sandbox/stats`` -> ``faults``).
 """

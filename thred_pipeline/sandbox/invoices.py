@@ -22,6 +22,7 @@ from thred_pipeline.sandbox.core import (
     external_id_free,
     fail_if,
     public,
+    replay_existing,
     resolve_account,
 )
 from thred_pipeline.sandbox.errors import Details, conflict
@@ -224,7 +225,7 @@ def create_invoice(sb: Sandbox, business: Obj, body: InvoiceCreate) -> Result:
     if body.external_id is not None:
         existing = store.find(scope, "invoices", "external_id", body.external_id)
         if existing is not None:
-            return rules.REPLAY_STATUS, invoice_view(sb, existing)
+            return replay_existing(sb, "invoice", existing, lambda i: invoice_view(sb, i))
     details: Details = {}
     customer = _resolve_customer(sb, business, body.customer_id, body.customer_external_id, details)
     fail_if(details)  # ordering errors first: nothing else matters without the customer

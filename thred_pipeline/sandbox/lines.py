@@ -2,10 +2,11 @@
 
 Line net = round_half_up(quantity x unit_price) - discount_amount. Tax comes from the line's
 ``tax_code`` and/or ``sales_taxes[].code`` ([doc] tax-vat page): unknown or inactive codes,
-conflicting codes, a name without a code, or an explicit amount that disagrees with
-net x rate by more than the tolerance are refused; a taxable line for a tax-exempt
-customer is refused; a line without a code carries no tax. Amounts are recomputed from the
-stored inputs by ``compute_line`` so a tampered input re-derives consistently.
+conflicting codes, a name without a code, or an explicit amount that disagrees with the
+rounded net x rate by more than the tolerance shared with the client
+(``explicit_tax_problem``) are refused; a taxable line for a tax-exempt customer is refused;
+a line without a code carries no tax. Amounts are recomputed from the stored inputs by
+``compute_line`` so a tampered input re-derives consistently.
 """
 
 from __future__ import annotations
@@ -25,8 +26,24 @@ from thred_pipeline.sandbox.errors import Details
 from thred_pipeline.sandbox.models import LineItemIn, SalesTaxIn
 from thred_pipeline.sandbox.state import Sandbox
 from thred_pipeline.sandbox.store import Obj
+from thred_pipeline.sync.money import TAX_TOLERANCE_CENTS, tax_cents, tax_within_tolerance
 
-__all__ = ["build_extra_taxes", "build_lines", "compute_line", "line_view"]
+__all__ = ["build_extra_taxes", "build_lines", "compute_line", "explicit_tax_problem", "line_view"]
+
+
+def explicit_tax_problem(amount: int, net: int, rate: Decimal) -> str | None:
+    """Why an explicit line tax is refused, or None.
+
+    The tolerance rule is the client's own (``thred_pipeline.sync.money``): within
+    ``TAX_TOLERANCE_CENTS`` of the rounded ``net x rate``, so both sides accept the same rows.
+    """
+    if tax_within_tolerance(amount, net, rate):
+        return None
+    expected = tax_cents(net, rate)
+    return (
+        f"Tax amount {amount} does not match {net} x {rate} = {expected} "
+        f"(±{TAX_TOLERANCE_CENTS} cent)."
+    )
 
 
 def compute_line(line: Obj) -> None:
@@ -111,15 +128,10 @@ def build_lines(
                         "(use EXEMPT or a zero-rated code).",
                     )
                     add_error(details, "customer_id", "Customer is tax exempt.")
-                if explicit is not None:
-                    expected = Decimal(net) * rate
-                    if abs(Decimal(explicit) - expected) > rules.TAX_AMOUNT_TOLERANCE_CENTS:
-                        add_error(
-                            details,
-                            f"{p}.sales_taxes[0].amount",
-                            f"Tax amount {explicit} does not match {net} x {rate} = "
-                            f"{round_half_up(expected)}.",
-                        )
+                if explicit is not None and net >= 0:
+                    problem = explicit_tax_problem(explicit, net, rate)
+                    if problem is not None:
+                        add_error(details, f"{p}.sales_taxes[0].amount", problem)
         line: Obj = {
             "id": sb.store.new_id(),
             "external_id": item.external_id,

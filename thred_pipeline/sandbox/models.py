@@ -321,10 +321,19 @@ class AllocationIn(Body):
 
 
 class PaymentCreate(Body):
-    customer_id: Id
-    total_amount_cents: PositiveCents
+    """Two documented forms (payments.create_payment turns the second into the first).
+
+    API reference: ``customer_id``, ``total_amount_cents``, ``allocations``. AR-integration
+    seed page: ``invoice_id``, ``amount_cents`` (one allocation; the customer is the
+    invoice's). Which fields are required depends on the form, so they are checked there.
+    """
+
+    customer_id: Id | None = None
+    total_amount_cents: PositiveCents | None = None
     payment_date: DateOnly
     allocations: Annotated[list[AllocationIn], Field(max_length=rules.MAX_LIST)] = []
+    invoice_id: Id | None = None
+    amount_cents: PositiveCents | None = None
     currency: Currency | None = None
     payment_method: Literal[rules.INVOICE_PAYMENT_METHODS] | None = None  # type: ignore[valid-type]
     payment_reference: Name | None = None

@@ -17,6 +17,7 @@ from thred_pipeline.sandbox.core import (
     fail_if,
     idempotent_replay,
     remember_response,
+    replay_existing,
 )
 from thred_pipeline.sandbox.errors import Details
 from thred_pipeline.sandbox.invoices import invoice_outstanding, invoice_status
@@ -254,6 +255,48 @@ def check_allocations(
         )
 
 
+def _payment_form(
+    sb: Sandbox, scope: str, body: PaymentCreate
+) -> tuple[str, int, list[tuple[str, int]]]:
+    """(customer_id, total, allocations) from either documented request form.
+
+    API reference: ``customer_id`` + ``total_amount_cents`` + ``allocations``. AR-integration
+    seed page: ``invoice_id`` + ``amount_cents``, one allocation of the whole amount to that
+    invoice, for the invoice's customer. Mixing the forms is refused unless the values agree.
+    """
+    details: Details = {}
+    if body.invoice_id is None and body.amount_cents is None:
+        if body.customer_id is None:
+            add_error(details, "customer_id", rules.REQUIRED_MSG)
+        if body.total_amount_cents is None:
+            add_error(details, "total_amount_cents", rules.REQUIRED_MSG)
+        fail_if(details)
+        assert body.customer_id is not None and body.total_amount_cents is not None
+        pairs = [(a.invoice_id, a.amount_cents) for a in body.allocations]
+        return body.customer_id, body.total_amount_cents, pairs
+    sb.note_alias("payment.seed_form")
+    seed = "(seed-page form: invoice_id with amount_cents)"
+    if body.invoice_id is None:
+        add_error(details, "invoice_id", f"{rules.REQUIRED_MSG} {seed}")
+    if body.amount_cents is None:
+        add_error(details, "amount_cents", f"{rules.REQUIRED_MSG} {seed}")
+    if body.allocations:
+        add_error(
+            details, "allocations", "Give allocations or invoice_id with amount_cents, not both."
+        )
+    if body.total_amount_cents is not None and body.total_amount_cents != body.amount_cents:
+        add_error(details, "total_amount_cents", "Disagrees with amount_cents.")
+    fail_if(details)
+    assert body.invoice_id is not None and body.amount_cents is not None
+    invoice = sb.store.get_in("invoices", scope, body.invoice_id)
+    if invoice is None:
+        fail_if({"invoice_id": ["Invoice not found. Create the invoice before its payments."]})
+    assert invoice is not None
+    if body.customer_id is not None and body.customer_id != invoice["customer_id"]:
+        fail_if({"customer_id": ["The invoice belongs to another customer."]})
+    return invoice["customer_id"], body.amount_cents, [(invoice["id"], body.amount_cents)]
+
+
 def create_payment(sb: Sandbox, business: Obj, body: PaymentCreate, idem_key: str | None) -> Result:
     store = sb.store
     scope = business["id"]
@@ -263,23 +306,24 @@ def create_payment(sb: Sandbox, business: Obj, body: PaymentCreate, idem_key: st
     if body.external_id is not None:
         existing = store.find(scope, "invoice_payments", "external_id", body.external_id)
         if existing is not None:
-            return rules.REPLAY_STATUS, payment_create_view(sb, existing)
+            return replay_existing(sb, "payment", existing, lambda p: payment_create_view(sb, p))
     details: Details = {}
-    customer = store.get_in("customers", scope, body.customer_id)
+    customer_id, total, allocations = _payment_form(sb, scope, body)
+    customer = store.get_in("customers", scope, customer_id)
     if customer is None:
         fail_if({"customer_id": ["Customer not found. Create the customer before its payments."]})
     check_currency(details, business, body.currency)
-    if body.processing_fee_cents > body.total_amount_cents:
+    if body.processing_fee_cents > total:
         add_error(details, "processing_fee_cents", "The fee cannot exceed the payment total.")
     check_allocations(
         sb,
         scope,
-        [(a.invoice_id, a.amount_cents) for a in body.allocations],
-        body.total_amount_cents,
+        allocations,
+        total,
         details,
         collection="invoices",
         party_field="customer_id",
-        party_id=body.customer_id,
+        party_id=customer_id,
         id_field="invoice_id",
         outstanding=lambda inv: invoice_outstanding(sb, inv),
         is_closed=lambda inv: bool(inv.get("voided_at")),
@@ -294,16 +338,16 @@ def create_payment(sb: Sandbox, business: Obj, body: PaymentCreate, idem_key: st
         "_scope": scope,
         "business_id": scope,
         "external_id": body.external_id,
-        "customer_id": body.customer_id,
-        "total_amount_cents": body.total_amount_cents,
+        "customer_id": customer_id,
+        "total_amount_cents": total,
         "allocations": [
             {
                 "id": store.new_id(),
-                "invoice_id": a.invoice_id,
-                "amount_cents": a.amount_cents,
+                "invoice_id": invoice_id,
+                "amount_cents": amount,
                 "allocated_at": now,
             }
-            for a in body.allocations
+            for invoice_id, amount in allocations
         ],
         "payment_date": body.payment_date,
         "currency": business["base_currency"],

@@ -16,6 +16,7 @@ from thred_pipeline.sandbox.core import (
     date_of,
     fail_if,
     public,
+    replay_existing,
 )
 from thred_pipeline.sandbox.errors import Details
 from thred_pipeline.sandbox.invoices import invoice_outstanding, invoice_paid
@@ -140,7 +141,7 @@ def create_refund(sb: Sandbox, business: Obj, body: RefundCreate) -> Result:
     if body.external_id is not None:
         existing = store.find(scope, "refunds", "external_id", body.external_id)
         if existing is not None:
-            return rules.REPLAY_STATUS, refund_view(sb, existing)
+            return replay_existing(sb, "refund", existing, lambda r: refund_view(sb, r))
     inv = store.get_in("invoices", scope, body.invoice_id)
     if inv is None:
         fail_if({"invoice_id": ["Invoice not found. Create the invoice before its refunds."]})
@@ -240,7 +241,9 @@ def create_refund_payment(
     if body.external_id is not None:
         existing = store.find(scope, "refund_payments", "external_id", body.external_id)
         if existing is not None:
-            return rules.REPLAY_STATUS, refund_payment_view(sb, existing)
+            return replay_existing(
+                sb, "refund payment", existing, lambda rp: refund_payment_view(sb, rp)
+            )
     details: Details = {}
     remaining = refund["amount_cents"] - refund_paid(sb, refund)
     if body.amount_cents > remaining:

@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 from thred_pipeline.sandbox import ledger, rules
-from thred_pipeline.sandbox.core import Result, add_error, fail_if, public
+from thred_pipeline.sandbox.core import Result, add_error, fail_if, public, replay_existing
 from thred_pipeline.sandbox.errors import Details
 from thred_pipeline.sandbox.models import AccountCreate
 from thred_pipeline.sandbox.state import Sandbox, now_iso
@@ -73,7 +73,7 @@ def create_account(sb: Sandbox, business: Obj, body: AccountCreate) -> Result:
     if body.external_id is not None:
         existing = store.find(scope, ledger.ACCOUNTS, "external_id", body.external_id)
         if existing is not None:
-            return rules.REPLAY_STATUS, account_view(sb, existing)
+            return replay_existing(sb, "account", existing, lambda a: account_view(sb, a))
     details: Details = {}
     if ledger.account_by_code(store, scope, body.code) is not None:
         add_error(details, "code", f"Account code {body.code} already exists.")

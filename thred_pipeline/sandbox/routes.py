@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -30,7 +31,9 @@ from thred_pipeline.sandbox import (
     reports,
     rules,
 )
+from thred_pipeline.sandbox import documented as doc
 from thred_pipeline.sandbox.auth import business_access, partner_from_basic, partner_only
+from thred_pipeline.sandbox.documented import Spec, page_of, shape
 from thred_pipeline.sandbox.errors import ApiError, conflict, not_found, validation_error
 from thred_pipeline.sandbox.models import (
     AccountCreate,
@@ -81,9 +84,10 @@ async def _write(
     business_id: str,
     model: type[M],
     service: Callable[[Sandbox, Obj, M], tuple[int, dict[str, Any]]],
+    spec: Spec,
     endpoint: str | None = None,
 ) -> Response:
-    """Authenticate, parse, run ``service`` in one transaction.
+    """Authenticate, parse, run ``service`` in one transaction; answer in the ``spec`` shape.
 
     With ``endpoint`` set (creates), an ``Idempotency-Key`` header is honoured too: the
     first successful response is cached under the key and replayed with 200.
@@ -100,7 +104,28 @@ async def _write(
             key,
             lambda: service(sb, business, parse_body(model, parse_json(raw))),
         )
-    return respond(status, out)
+    return respond(status, shape(sb, spec, out))
+
+
+def _page(
+    sb: Sandbox,
+    request: Request,
+    items: list[Obj],
+    spec: Spec,
+    view: Callable[[Obj], dict[str, Any]],
+) -> Response:
+    """One list page (200) of ``items`` rendered by ``view``, in the ``spec`` shape."""
+    return respond(200, shape(sb, page_of(spec), paginate(request, items, view)))
+
+
+def _one(sb: Sandbox, spec: Spec, body: dict[str, Any], status: int = 200) -> Response:
+    return respond(status, shape(sb, spec, body))
+
+
+def _undocumented_route(sb: Sandbox) -> None:
+    """Strict mode: answer like an unknown route (the contract records no such page)."""
+    if not sb.extended_fields:
+        raise StarletteHTTPException(404)
 
 
 def _idempotent(
@@ -193,8 +218,9 @@ async def partner_token(request: Request) -> Response:
             401, rules.BAD_CREDENTIALS_CODE, "client_id does not match the Basic credentials."
         )
     ttl = sb.config.token_ttl_s
-    return respond(
-        200,
+    return _one(
+        sb,
+        doc.PARTNER_TOKEN,
         {
             "access_token": mint(sb.secret, partner_id, ttl),
             "token_type": rules.TOKEN_TYPE,
@@ -213,8 +239,9 @@ async def business_token(request: Request, business_id: str) -> Response:
         if business is None or business["partner_id"] != who.partner_id:
             raise not_found("businesses", "business")
     ttl = sb.config.token_ttl_s
-    return respond(
-        200,
+    return _one(
+        sb,
+        doc.BUSINESS_TOKEN,
         {
             "access_token": mint(sb.secret, who.partner_id, ttl, business_id),
             "token_type": rules.TOKEN_TYPE,
@@ -243,7 +270,7 @@ async def create_business(request: Request) -> Response:
                 sb, who.partner_id, parse_body(BusinessCreate, parse_json(raw))
             ),
         )
-    return respond(status, out)
+    return _one(sb, doc.BUSINESS_CREATE, out, status)
 
 
 @router.get(P + "/businesses/")
@@ -265,7 +292,7 @@ async def list_businesses(request: Request) -> Response:
             and (entity_type is None or b.get("entity_type") == entity_type)
             and (archived is None or bool(b.get("is_archived")) == archived)
         ]
-        return respond(200, paginate(request, items, core.business_view))
+        return _page(sb, request, items, doc.BUSINESS, core.business_view)
 
 
 @router.get(B + "/")
@@ -273,12 +300,12 @@ async def get_business(request: Request, business_id: str) -> Response:
     sb = sandbox_of(request)
     with sb.store.lock:
         business = business_access(sb, request, business_id)
-        return respond(200, core.business_view(business))
+        return _one(sb, doc.BUSINESS, core.business_view(business))
 
 
 @router.patch(B + "/")
 async def patch_business(request: Request, business_id: str) -> Response:
-    return await _write(request, business_id, BusinessPatch, core.patch_business)
+    return await _write(request, business_id, BusinessPatch, core.patch_business, doc.BUSINESS)
 
 
 @router.get(B + "/tax-codes/")
@@ -286,7 +313,7 @@ async def tax_codes(request: Request, business_id: str) -> Response:
     sb = sandbox_of(request)
     with sb.store.lock:
         business = business_access(sb, request, business_id)
-        return respond(200, core.tax_codes_view(business))
+        return _one(sb, doc.TAX_CODES, core.tax_codes_view(business))
 
 
 # ====================================================================== customers
@@ -294,7 +321,9 @@ async def tax_codes(request: Request, business_id: str) -> Response:
 
 @router.post(B + "/customers/")
 async def create_customer(request: Request, business_id: str) -> Response:
-    return await _write(request, business_id, CustomerCreate, core.create_customer, "customers")
+    return await _write(
+        request, business_id, CustomerCreate, core.create_customer, doc.CUSTOMER, "customers"
+    )
 
 
 @router.get(B + "/customers/")
@@ -306,11 +335,11 @@ async def list_customers(request: Request, business_id: str) -> Response:
         items = _by_external_id(sb, request, scope, "customers")
         if items is None:
             items = sb.store.scan(scope, "customers")
-        archived = q_bool(request, "is_archived")
+        archived = q_bool(request, "is_archived")  # True: only archived; False: only active
         include_archived = q_bool(request, "include_archived")
-        if archived is None and include_archived is False:
-            archived = False
-        if archived is None and not rules.CUSTOMER_LIST_INCLUDES_ARCHIVED and not include_archived:
+        if include_archived is None:
+            include_archived = rules.CUSTOMER_LIST_INCLUDES_ARCHIVED
+        if archived is None and not include_archived:
             archived = False
         email = q_str(request, "email")
         search = (q_str(request, "search") or "").lower()
@@ -324,7 +353,7 @@ async def list_customers(request: Request, business_id: str) -> Response:
                 or search in (c.get("company_name") or c.get("individual_name") or "").lower()
             )
         ]
-        return respond(200, paginate(request, items, lambda c: core.customer_view(sb, c)))
+        return _page(sb, request, items, doc.CUSTOMER, lambda c: core.customer_view(sb, c))
 
 
 @router.get(B + "/customers/{customer_id}/")
@@ -332,9 +361,8 @@ async def get_customer(request: Request, business_id: str, customer_id: str) -> 
     sb = sandbox_of(request)
     with sb.store.lock:
         business = business_access(sb, request, business_id)
-        return respond(
-            200, core.customer_view(sb, core.get_owned(sb, "customers", business, customer_id))
-        )
+        customer = core.get_owned(sb, "customers", business, customer_id)
+        return _one(sb, doc.CUSTOMER, core.customer_view(sb, customer))
 
 
 @router.post(B + "/customers/{customer_id}/archive/")
@@ -345,18 +373,20 @@ async def archive_customer(request: Request, business_id: str, customer_id: str)
         status, out = core.archive_customer(
             sb, core.get_owned(sb, "customers", business, customer_id)
         )
-    return respond(status, out)
+    return _one(sb, doc.CUSTOMER, out, status)
 
 
 @router.post(B + "/customers/{customer_id}/unarchive/")
 async def unarchive_customer(request: Request, business_id: str, customer_id: str) -> Response:
+    """Not documented (contract 2.3: "unarchive customer pages: not found"): extended only."""
     sb = sandbox_of(request)
+    _undocumented_route(sb)
     with sb.store.transaction():
         business = business_access(sb, request, business_id)
         status, out = core.unarchive_customer(
             sb, core.get_owned(sb, "customers", business, customer_id)
         )
-    return respond(status, out)
+    return _one(sb, doc.CUSTOMER, out, status)
 
 
 # ====================================================================== invoice payments
@@ -372,7 +402,7 @@ async def create_payment(request: Request, business_id: str) -> Response:
         key = _idempotency_key(request)
         body = parse_body(PaymentCreate, parse_json(raw))
         status, out = payments.create_payment(sb, business, body, key)
-    return respond(status, out)
+    return _one(sb, doc.PAYMENT_CREATE, out, status)
 
 
 def _sort_payments(request: Request, items: list[Obj], amount_field: str) -> list[Obj]:
@@ -438,7 +468,7 @@ async def list_payments(request: Request, business_id: str) -> Response:
             ):
                 out.append(p)
         out = _sort_payments(request, out, "total_amount_cents")
-        return respond(200, paginate(request, out, lambda p: payments.payment_view(sb, p)))
+        return _page(sb, request, out, doc.PAYMENT, lambda p: payments.payment_view(sb, p))
 
 
 @router.get(B + "/invoices/payments/{payment_id}/")
@@ -446,10 +476,8 @@ async def get_payment(request: Request, business_id: str, payment_id: str) -> Re
     sb = sandbox_of(request)
     with sb.store.lock:
         business = business_access(sb, request, business_id)
-        return respond(
-            200,
-            payments.payment_view(sb, core.get_owned(sb, "invoice_payments", business, payment_id)),
-        )
+        payment = core.get_owned(sb, "invoice_payments", business, payment_id)
+        return _one(sb, doc.PAYMENT, payments.payment_view(sb, payment))
 
 
 def _delete_payment(
@@ -477,7 +505,7 @@ async def delete_payment(request: Request, business_id: str, payment_id: str) ->
         business = business_access(sb, request, business_id)
         payment = core.get_owned(sb, "invoice_payments", business, payment_id)
         status, out = _delete_payment(sb, "invoice_payments", "payment", payment)
-    return respond(status, out)
+    return _one(sb, doc.PAYMENT_DELETE, out, status)
 
 
 # ====================================================================== refunds
@@ -485,7 +513,9 @@ async def delete_payment(request: Request, business_id: str, payment_id: str) ->
 
 @router.post(B + "/invoices/refunds/")
 async def create_refund(request: Request, business_id: str) -> Response:
-    return await _write(request, business_id, RefundCreate, refunds.create_refund, "refunds")
+    return await _write(
+        request, business_id, RefundCreate, refunds.create_refund, doc.REFUND, "refunds"
+    )
 
 
 @router.get(B + "/invoices/refunds/")
@@ -510,7 +540,7 @@ async def list_refunds(request: Request, business_id: str) -> Response:
                 or refunds.refund_status(r["amount_cents"], refunds.refund_paid(sb, r)) in status
             )
         ]
-        return respond(200, paginate(request, items, lambda r: refunds.refund_view(sb, r)))
+        return _page(sb, request, items, doc.REFUND, lambda r: refunds.refund_view(sb, r))
 
 
 @router.get(B + "/invoices/refunds/{refund_id}/")
@@ -518,9 +548,8 @@ async def get_refund(request: Request, business_id: str, refund_id: str) -> Resp
     sb = sandbox_of(request)
     with sb.store.lock:
         business = business_access(sb, request, business_id)
-        return respond(
-            200, refunds.refund_view(sb, core.get_owned(sb, "refunds", business, refund_id))
-        )
+        refund = core.get_owned(sb, "refunds", business, refund_id)
+        return _one(sb, doc.REFUND, refunds.refund_view(sb, refund))
 
 
 @router.post(B + "/invoices/refunds/{refund_id}/payments/")
@@ -539,7 +568,7 @@ async def create_refund_payment(request: Request, business_id: str, refund_id: s
                 sb, business, refund, parse_body(RefundPaymentCreate, parse_json(raw))
             ),
         )
-    return respond(status, out)
+    return _one(sb, doc.REFUND_PAYMENT, out, status)
 
 
 @router.get(B + "/invoices/refunds/{refund_id}/payments/")
@@ -551,8 +580,8 @@ async def list_refund_payments(request: Request, business_id: str, refund_id: st
         items = sb.store.lookup("refund_payments_by_refund", refund["id"])
         ext = q_str(request, "external_id")
         items = [rp for rp in items if ext is None or rp.get("external_id") == ext]
-        return respond(
-            200, paginate(request, items, lambda rp: refunds.refund_payment_view(sb, rp))
+        return _page(
+            sb, request, items, doc.REFUND_PAYMENT, lambda rp: refunds.refund_payment_view(sb, rp)
         )
 
 
@@ -561,7 +590,9 @@ async def list_refund_payments(request: Request, business_id: str, refund_id: st
 
 @router.post(B + "/invoices/")
 async def create_invoice(request: Request, business_id: str) -> Response:
-    return await _write(request, business_id, InvoiceCreate, invoices.create_invoice, "invoices")
+    return await _write(
+        request, business_id, InvoiceCreate, invoices.create_invoice, doc.INVOICE, "invoices"
+    )
 
 
 @router.get(B + "/invoices/")
@@ -598,7 +629,7 @@ async def list_invoices(request: Request, business_id: str) -> Response:
             and (lo is None or inv[rules.F_TOTAL] >= lo)
             and (hi is None or inv[rules.F_TOTAL] <= hi)
         ]
-        return respond(200, paginate(request, out, lambda inv: invoices.invoice_view(sb, inv)))
+        return _page(sb, request, out, doc.INVOICE, lambda inv: invoices.invoice_view(sb, inv))
 
 
 @router.get(B + "/invoices/{invoice_id}/")
@@ -606,9 +637,8 @@ async def get_invoice(request: Request, business_id: str, invoice_id: str) -> Re
     sb = sandbox_of(request)
     with sb.store.lock:
         business = business_access(sb, request, business_id)
-        return respond(
-            200, invoices.invoice_view(sb, core.get_owned(sb, "invoices", business, invoice_id))
-        )
+        invoice = core.get_owned(sb, "invoices", business, invoice_id)
+        return _one(sb, doc.INVOICE, invoices.invoice_view(sb, invoice))
 
 
 @router.put(B + "/invoices/{invoice_id}/")
@@ -620,7 +650,7 @@ async def update_invoice(request: Request, business_id: str, invoice_id: str) ->
         inv = core.get_owned(sb, "invoices", business, invoice_id)
         body = parse_body(InvoiceUpdate, parse_json(raw))
         status, out = invoices.update_invoice(sb, business, inv, body)
-    return respond(status, out)
+    return _one(sb, doc.INVOICE, out, status)
 
 
 @router.post(B + "/invoices/{invoice_id}/void/")
@@ -631,7 +661,7 @@ async def void_invoice(request: Request, business_id: str, invoice_id: str) -> R
         status, out = invoices.void_invoice(
             sb, core.get_owned(sb, "invoices", business, invoice_id)
         )
-    return respond(status, out)
+    return _one(sb, doc.INVOICE, out, status)
 
 
 # ====================================================================== payouts
@@ -639,7 +669,9 @@ async def void_invoice(request: Request, business_id: str, invoice_id: str) -> R
 
 @router.post(B + "/payouts/")
 async def upsert_payout(request: Request, business_id: str) -> Response:
-    return await _write(request, business_id, PayoutUpsert, payouts.upsert_payout, "payouts")
+    return await _write(
+        request, business_id, PayoutUpsert, payouts.upsert_payout, doc.PAYOUT, "payouts"
+    )
 
 
 @router.get(B + "/payouts/")
@@ -660,7 +692,7 @@ async def list_payouts(request: Request, business_id: str) -> Response:
             and (lo is None or p["paid_out_amount_cents"] >= lo)
             and (hi is None or p["paid_out_amount_cents"] <= hi)
         ]
-        return respond(200, paginate(request, items, lambda p: payouts.payout_view(sb, p)))
+        return _page(sb, request, items, doc.PAYOUT, lambda p: payouts.payout_view(sb, p))
 
 
 @router.get(B + "/payouts/{payout_id}/")
@@ -668,9 +700,8 @@ async def get_payout(request: Request, business_id: str, payout_id: str) -> Resp
     sb = sandbox_of(request)
     with sb.store.lock:
         business = business_access(sb, request, business_id)
-        return respond(
-            200, payouts.payout_view(sb, core.get_owned(sb, "payouts", business, payout_id))
-        )
+        payout = core.get_owned(sb, "payouts", business, payout_id)
+        return _one(sb, doc.PAYOUT, payouts.payout_view(sb, payout))
 
 
 # ====================================================================== vendors
@@ -678,7 +709,9 @@ async def get_payout(request: Request, business_id: str, payout_id: str) -> Resp
 
 @router.post(B + "/vendors/")
 async def create_vendor(request: Request, business_id: str) -> Response:
-    return await _write(request, business_id, VendorCreate, core.create_vendor, "vendors")
+    return await _write(
+        request, business_id, VendorCreate, core.create_vendor, doc.VENDOR, "vendors"
+    )
 
 
 @router.get(B + "/vendors/")
@@ -706,7 +739,7 @@ async def list_vendors(request: Request, business_id: str) -> Response:
             and (name is None or vname(v) == name)
             and (not name_contains or name_contains in vname(v).lower())
         ]
-        return respond(200, paginate(request, items, lambda v: core.vendor_view(sb, v)))
+        return _page(sb, request, items, doc.VENDOR, lambda v: core.vendor_view(sb, v))
 
 
 @router.get(B + "/vendors/{vendor_id}/")
@@ -714,20 +747,21 @@ async def get_vendor(request: Request, business_id: str, vendor_id: str) -> Resp
     sb = sandbox_of(request)
     with sb.store.lock:
         business = business_access(sb, request, business_id)
-        return respond(
-            200, core.vendor_view(sb, core.get_owned(sb, "vendors", business, vendor_id))
-        )
+        vendor = core.get_owned(sb, "vendors", business, vendor_id)
+        return _one(sb, doc.VENDOR, core.vendor_view(sb, vendor))
 
 
 @router.post(B + "/vendors/{vendor_id}/archive/")
 async def archive_vendor(request: Request, business_id: str, vendor_id: str) -> Response:
+    """Not documented (contract 2.4: only unarchive is): extended mode only."""
     sb = sandbox_of(request)
+    _undocumented_route(sb)
     with sb.store.transaction():
         business = business_access(sb, request, business_id)
         status, out = core.set_vendor_archived(
             sb, core.get_owned(sb, "vendors", business, vendor_id), True
         )
-    return respond(status, out)
+    return _one(sb, doc.VENDOR, out, status)
 
 
 @router.post(B + "/vendors/{vendor_id}/unarchive/")
@@ -738,7 +772,7 @@ async def unarchive_vendor(request: Request, business_id: str, vendor_id: str) -
         status, out = core.set_vendor_archived(
             sb, core.get_owned(sb, "vendors", business, vendor_id), False
         )
-    return respond(status, out)
+    return _one(sb, doc.VENDOR, out, status)
 
 
 # ====================================================================== bill payments
@@ -753,7 +787,7 @@ async def create_bill_payment(request: Request, business_id: str) -> Response:
         key = _idempotency_key(request)
         body = parse_body(BillPaymentCreate, parse_json(raw))
         status, out = ap.create_bill_payment(sb, business, body, key)
-    return respond(status, out)
+    return _one(sb, doc.BILL_PAYMENT, out, status)
 
 
 @router.get(B + "/bills/payments/")
@@ -784,7 +818,7 @@ async def list_bill_payments(request: Request, business_id: str) -> Response:
             and (method is None or p["payment_method"] in method)
             and _in_range(p["payment_date"], start, end)
         ]
-        return respond(200, paginate(request, items, lambda p: ap.bill_payment_view(sb, p)))
+        return _page(sb, request, items, doc.BILL_PAYMENT, lambda p: ap.bill_payment_view(sb, p))
 
 
 @router.get(B + "/bills/payments/{bill_payment_id}/")
@@ -792,12 +826,8 @@ async def get_bill_payment(request: Request, business_id: str, bill_payment_id: 
     sb = sandbox_of(request)
     with sb.store.lock:
         business = business_access(sb, request, business_id)
-        return respond(
-            200,
-            ap.bill_payment_view(
-                sb, core.get_owned(sb, "bill_payments", business, bill_payment_id)
-            ),
-        )
+        payment = core.get_owned(sb, "bill_payments", business, bill_payment_id)
+        return _one(sb, doc.BILL_PAYMENT, ap.bill_payment_view(sb, payment))
 
 
 @router.post(B + "/bills/payments/{bill_payment_id}/delete/")
@@ -807,7 +837,7 @@ async def delete_bill_payment(request: Request, business_id: str, bill_payment_i
         business = business_access(sb, request, business_id)
         payment = core.get_owned(sb, "bill_payments", business, bill_payment_id)
         status, out = _delete_payment(sb, "bill_payments", "bill_payment", payment)
-    return respond(status, out)
+    return _one(sb, doc.PAYMENT_DELETE, out, status)
 
 
 # ====================================================================== bills
@@ -815,7 +845,7 @@ async def delete_bill_payment(request: Request, business_id: str, bill_payment_i
 
 @router.post(B + "/bills/")
 async def create_bill(request: Request, business_id: str) -> Response:
-    return await _write(request, business_id, BillCreate, ap.create_bill, "bills")
+    return await _write(request, business_id, BillCreate, ap.create_bill, doc.BILL, "bills")
 
 
 @router.get(B + "/bills/")
@@ -843,7 +873,7 @@ async def list_bills(request: Request, business_id: str) -> Response:
             and (status is None or status_of(b) in status)
             and _in_range(b.get("due_at"), due_start, due_end)
         ]
-        return respond(200, paginate(request, items, lambda b: ap.bill_view(sb, b)))
+        return _page(sb, request, items, doc.BILL, lambda b: ap.bill_view(sb, b))
 
 
 @router.get(B + "/bills/{bill_id}/")
@@ -851,7 +881,8 @@ async def get_bill(request: Request, business_id: str, bill_id: str) -> Response
     sb = sandbox_of(request)
     with sb.store.lock:
         business = business_access(sb, request, business_id)
-        return respond(200, ap.bill_view(sb, core.get_owned(sb, "bills", business, bill_id)))
+        bill = core.get_owned(sb, "bills", business, bill_id)
+        return _one(sb, doc.BILL, ap.bill_view(sb, bill))
 
 
 @router.put(B + "/bills/{bill_id}/")
@@ -863,7 +894,7 @@ async def update_bill(request: Request, business_id: str, bill_id: str) -> Respo
         bill = core.get_owned(sb, "bills", business, bill_id)
         body = parse_body(BillUpdate, parse_json(raw))
         status, out = ap.update_bill(sb, business, bill, body)
-    return respond(status, out)
+    return _one(sb, doc.BILL, out, status)
 
 
 # ====================================================================== vendor credits
@@ -872,7 +903,12 @@ async def update_bill(request: Request, business_id: str, bill_id: str) -> Respo
 @router.post(B + "/vendor-credits/")
 async def create_vendor_credit(request: Request, business_id: str) -> Response:
     return await _write(
-        request, business_id, VendorCreditCreate, ap.create_vendor_credit, "vendor_credits"
+        request,
+        business_id,
+        VendorCreditCreate,
+        ap.create_vendor_credit,
+        doc.VENDOR_CREDIT,
+        "vendor_credits",
     )
 
 
@@ -895,7 +931,7 @@ async def list_vendor_credits(request: Request, business_id: str) -> Response:
             and _in_range(c.get("received_at"), start, end)
         ]
         kept = [c for c, v in views if status is None or v["status"] in status]
-        return respond(200, paginate(request, kept, lambda c: ap.vendor_credit_view(sb, c)))
+        return _page(sb, request, kept, doc.VENDOR_CREDIT, lambda c: ap.vendor_credit_view(sb, c))
 
 
 @router.get(B + "/vendor-credits/{credit_id}/")
@@ -903,10 +939,8 @@ async def get_vendor_credit(request: Request, business_id: str, credit_id: str) 
     sb = sandbox_of(request)
     with sb.store.lock:
         business = business_access(sb, request, business_id)
-        return respond(
-            200,
-            ap.vendor_credit_view(sb, core.get_owned(sb, "vendor_credits", business, credit_id)),
-        )
+        credit = core.get_owned(sb, "vendor_credits", business, credit_id)
+        return _one(sb, doc.VENDOR_CREDIT, ap.vendor_credit_view(sb, credit))
 
 
 # ====================================================================== insights & reports
@@ -922,7 +956,7 @@ async def ar_aging(request: Request, business_id: str) -> Response:
     with sb.store.lock:
         business = business_access(sb, request, business_id)
         group_by = q_str(request, "group_by") or "customer"
-        return respond(200, aging.ar_aging(sb, business, _as_of(request), group_by))
+        return _one(sb, doc.AR_AGING, aging.ar_aging(sb, business, _as_of(request), group_by))
 
 
 @router.get(B + "/insights/ap-aging/")
@@ -931,7 +965,7 @@ async def ap_aging(request: Request, business_id: str) -> Response:
     with sb.store.lock:
         business = business_access(sb, request, business_id)
         group_by = q_str(request, "group_by") or "vendor"
-        return respond(200, aging.ap_aging(sb, business, _as_of(request), group_by))
+        return _one(sb, doc.AP_AGING, aging.ap_aging(sb, business, _as_of(request), group_by))
 
 
 @router.get(B + "/reports/profit-and-loss/")
@@ -991,12 +1025,14 @@ async def chart_of_accounts(request: Request, business_id: str) -> Response:
                 if d == c:
                     continue
             out.append(acc)
-        return respond(200, paginate(request, out, lambda a: reports.account_view(sb, a)))
+        return _page(sb, request, out, doc.ACCOUNT, lambda a: reports.account_view(sb, a))
 
 
 @router.post(B + "/general-ledger/chart-of-accounts/")
 async def create_account(request: Request, business_id: str) -> Response:
-    return await _write(request, business_id, AccountCreate, reports.create_account, "accounts")
+    return await _write(
+        request, business_id, AccountCreate, reports.create_account, doc.ACCOUNT, "accounts"
+    )
 
 
 @router.get(B + "/general-ledger/journal-entries/")

@@ -148,7 +148,8 @@ DEFAULT_TAX_CODES: Final = (
     TaxCodeSpec("ZERO_RATED", "Zero rated", Decimal("0")),
     TaxCodeSpec("EXEMPT", "Exempt", Decimal("0")),
 )
-TAX_AMOUNT_TOLERANCE_CENTS: Final = Decimal(1)  # [gap] "rounding tolerance"; 1 cent
+# [gap] "rounding tolerance": the value and the rule live in thred_pipeline.sync.money
+# (TAX_TOLERANCE_CENTS, tax_within_tolerance), shared with the client; see lines.py.
 MAX_SALES_TAXES_PER_LINE: Final = 1  # [inferred] one tax code per line (conflicts are refused)
 
 
@@ -292,14 +293,17 @@ PAYOUT_POSTS_WHEN_STATUS: Final = "paid"
 # [inferred] An archived customer cannot get new invoices (payments are still accepted).
 ARCHIVED_CUSTOMER_BLOCKS_INVOICES: Final = True
 ARCHIVED_VENDOR_BLOCKS_BILLS: Final = True
-# [inferred] Customers list includes archived ones unless ?is_archived= is given; vendors
-# follow their documented include_archived=false default.
-CUSTOMER_LIST_INCLUDES_ARCHIVED: Final = True
+# [inferred] The customers list's filters are not documented ([gap]); it mirrors the vendors
+# list's documented include_archived (default false): archived customers are left out
+# unless include_archived=true (or is_archived= is given). GET customers/{id}/ returns an
+# archived customer too. Recorded in docs/thred-contract.md.
+CUSTOMER_LIST_INCLUDES_ARCHIVED: Final = False
 # [inferred] verify-integration guide sends `name` for customers/vendors; it fills this.
 NAME_ALIAS_TARGET: Final = "individual_name"
 
 # --------------------------------------------------------------------------------------
-# Response field names the docs do not show ([gap]: full invoice/bill responses)
+# Response field names the docs do not show ([gap]: full invoice/bill responses). They are
+# answered in extended mode only; strict responses (the default) follow documented.py.
 # --------------------------------------------------------------------------------------
 F_TOTAL: Final = "total_amount"  # invoice / bill / line total, cents
 F_SUBTOTAL: Final = "subtotal"  # sum of line nets before tax, cents

@@ -10,7 +10,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-from thred_pipeline.sandbox.config import SandboxConfig
+from thred_pipeline.sandbox.config import DuplicateExternalId, SandboxConfig
 from thred_pipeline.sandbox.faults import FaultController
 from thred_pipeline.sandbox.ledger import Balances
 from thred_pipeline.sandbox.store import Obj, Store
@@ -70,6 +70,18 @@ class Sandbox:
         self._counter_lock = threading.Lock()
         self.request_counts: Counter[tuple[str, str, int]] = Counter()
         self.alias_usage: Counter[str] = Counter()
+
+    @property
+    def extended_fields(self) -> bool:
+        """True: answer with the inferred fields too; False (default): strict, documented only."""
+        override = self.faults.config.extended_fields
+        return self.config.extended_fields if override is None else override
+
+    @property
+    def duplicate_external_id(self) -> DuplicateExternalId:
+        """How a create repeating an external_id is answered: "replay" (200) or "conflict"."""
+        override = self.faults.config.duplicate_external_id
+        return self.config.duplicate_external_id if override is None else override
 
     def count_request(self, method: str, route: str, status: int) -> None:
         with self._counter_lock:

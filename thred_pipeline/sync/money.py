@@ -5,10 +5,14 @@ This is the one place that encodes Thred's rounding. The contract (docs/thred-ap
 away from zero, ``Decimal`` semantics) for
 
 - a line's gross amount: ``quantity * unit_price`` rounded to whole cents,
-- a line's tax: ``net * rate`` rounded to whole cents, compared with the warehouse's explicit
-  tax amount within ±1 cent (``TAX_TOLERANCE_CENTS``).
+- a line's tax: ``net * rate`` rounded to whole cents (``tax_cents``); an explicit tax amount is
+  accepted when it is within ±1 cent (``TAX_TOLERANCE_CENTS``) of that *rounded* tax
+  (``tax_within_tolerance``).
 
-If Thred documents a different rule, change it here and nowhere else.
+The tax-tolerance rule is shared: the client's mapper checks a row with ``tax_cents`` and
+``TAX_TOLERANCE_CENTS`` and the sandbox calls ``tax_within_tolerance``, so a row one accepts
+the other accepts too (docs/thred-contract.md has a worked example). If Thred documents a
+different rule, change it here and nowhere else.
 
 Cents are never negative in anything thred-pipeline sends (credits are their own documents), so
 the helpers refuse negative input instead of silently producing a negative total.
@@ -31,6 +35,7 @@ __all__ = [
     "line_net_cents",
     "round_half_up",
     "tax_cents",
+    "tax_within_tolerance",
     "to_cents",
     "to_quantity",
 ]
@@ -76,6 +81,16 @@ def tax_cents(net: int, rate: Decimal) -> int:
     if not rate.is_finite() or rate < 0:
         raise ValueError(f"tax rate must be a non-negative fraction (got {rate})")
     return round_half_up(Decimal(net) * rate)
+
+
+def tax_within_tolerance(amount: int, net: int, rate: Decimal) -> bool:
+    """Whether an explicit tax ``amount`` agrees with ``net`` at ``rate`` (contract 4.3).
+
+    The one tolerance rule: at most ``TAX_TOLERANCE_CENTS`` away from the *rounded* tax
+    ``tax_cents(net, rate)``. Net 5 at 10 % is 0.5, which rounds to 1, so 0, 1 and 2 are
+    accepted and 3 is not.
+    """
+    return abs(amount - tax_cents(net, rate)) <= TAX_TOLERANCE_CENTS
 
 
 def to_cents(value: Any, field_path: str, *, minimum: int = 0) -> int:

@@ -1,7 +1,11 @@
-"""Fixtures: one real sandbox server per session, reached over HTTP with httpx.
+"""Fixtures: real sandbox servers per session, reached over HTTP with httpx.
 
+``sandbox``/``http``/``api``/``biz`` reach the default, strict sandbox (exactly the
+documented response fields). A test marked ``@pytest.mark.extended_fields`` gets a second
+server started with ``extended_fields=True`` instead, for the sandbox's inferred fields
+(invoice totals, outstanding balances, ...); it only starts when such a test runs.
 Each test gets its own business (unique external_id), so tests never see each other's
-objects and the shared server never needs a reset.
+objects and the shared servers never need a reset.
 """
 
 from __future__ import annotations
@@ -153,21 +157,69 @@ class Api:
         return Biz(self.http, self.partner, r.json())
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "extended_fields: run against the sandbox started with extended_fields=True "
+        "(the sandbox's inferred fields, e.g. invoice totals)",
+    )
+
+
 @pytest.fixture(scope="session")
-def sandbox() -> Iterator[RunningSandbox]:
+def strict_sandbox() -> Iterator[RunningSandbox]:
     with start_sandbox(SandboxConfig()) as running:
         yield running
 
 
 @pytest.fixture(scope="session")
-def http(sandbox: RunningSandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandbox.url, timeout=10) as client:
+def extended_sandbox() -> Iterator[RunningSandbox]:
+    with start_sandbox(SandboxConfig(extended_fields=True)) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def strict_http(strict_sandbox: RunningSandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=strict_sandbox.url, timeout=10) as client:
         yield client
 
 
 @pytest.fixture(scope="session")
-def api(http: httpx.Client) -> Api:
-    return Api(http)
+def extended_http(extended_sandbox: RunningSandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=extended_sandbox.url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def strict_api(strict_http: httpx.Client) -> Api:
+    return Api(strict_http)
+
+
+@pytest.fixture(scope="session")
+def extended_api(extended_http: httpx.Client) -> Api:
+    return Api(extended_http)
+
+
+def _mode(request: pytest.FixtureRequest) -> str:
+    return "extended" if request.node.get_closest_marker("extended_fields") else "strict"
+
+
+@pytest.fixture
+def sandbox(request: pytest.FixtureRequest) -> RunningSandbox:
+    """The strict sandbox, or the extended one for tests marked ``extended_fields``."""
+    running: RunningSandbox = request.getfixturevalue(f"{_mode(request)}_sandbox")
+    return running
+
+
+@pytest.fixture
+def http(request: pytest.FixtureRequest) -> httpx.Client:
+    client: httpx.Client = request.getfixturevalue(f"{_mode(request)}_http")
+    return client
+
+
+@pytest.fixture
+def api(request: pytest.FixtureRequest) -> Api:
+    chosen: Api = request.getfixturevalue(f"{_mode(request)}_api")
+    return chosen
 
 
 @pytest.fixture

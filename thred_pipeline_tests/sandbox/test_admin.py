@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from .conftest import Biz, stats
 
@@ -29,6 +30,7 @@ def test_stats_counts(biz: Biz, http: httpx.Client):
     assert not any("/_sandbox" in r["route"] and r["status"] >= 500 for r in s["requests"])
 
 
+@pytest.mark.extended_fields  # reads the sandbox's inferred fields
 def test_tamper_invoice_line_moves_every_balance(biz: Biz, http: httpx.Client):
     c = biz.customer()
     inv = biz.invoice(c["id"], [{"unit_price": 1000, "tax_code": "VAT_20"}, {"unit_price": 500}])
@@ -52,6 +54,7 @@ def test_tamper_invoice_line_moves_every_balance(biz: Biz, http: httpx.Client):
     assert bs["is_balanced"] and bs["total_assets_cents"] == 2900
 
 
+@pytest.mark.extended_fields  # reads the sandbox's inferred fields
 def test_tamper_payment_total(biz: Biz, http: httpx.Client):
     c = biz.customer()
     inv = biz.invoice(c["id"], [{"unit_price": 1000}])
@@ -74,6 +77,7 @@ def test_tamper_payment_total(biz: Biz, http: httpx.Client):
     assert _aging_total(biz) == 400
 
 
+@pytest.mark.extended_fields  # reads the sandbox's inferred fields
 def test_tamper_errors(biz: Biz, http: httpx.Client):
     c = biz.customer()
     inv = biz.invoice(c["id"])

@@ -182,3 +182,27 @@ def test_customer_archive(biz: Biz):
         == "customer_not_found"
     )
     assert biz.post("customers/nope/archive/").status_code == 404
+
+
+def test_customers_list_leaves_archived_customers_out_by_default(biz: Biz):
+    """Mirrors the vendors list's documented include_archived (default false)."""
+    active, archived = biz.customer(), biz.customer()
+    assert biz.post(f"customers/{archived['id']}/archive/").status_code == 200
+
+    def ids(**params: str) -> set[str]:
+        return {c["id"] for c in biz.get("customers/", params=params).json()["results"]}
+
+    assert ids() == {active["id"]}
+    assert ids(include_archived="false") == {active["id"]}
+    assert ids(include_archived="true") == {active["id"], archived["id"]}
+    assert ids(is_archived="true") == {archived["id"]}
+    # the detail and the external_id lookup still find an archived customer
+    got = biz.get(f"customers/{archived['id']}/")
+    assert got.status_code == 200 and got.json()["is_archived"] is True
+    # an external_id lookup follows the same default, as on the vendors list
+    assert ids(external_id=archived["external_id"]) == set()
+    by_ext = ids(external_id=archived["external_id"], include_archived="true")
+    assert by_ext == {archived["id"]}
+    # and a repeated create of an archived customer replays it (no second customer)
+    again = biz.post("customers/", {"external_id": archived["external_id"], "company_name": "x"})
+    assert again.status_code == 200 and again.json()["id"] == archived["id"]

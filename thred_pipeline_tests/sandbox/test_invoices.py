@@ -8,6 +8,7 @@ import pytest
 from .conftest import Biz, stats
 
 
+@pytest.mark.extended_fields  # reads the sandbox's inferred fields
 def test_invoice_amounts(biz: Biz):
     c = biz.customer()
     lines = [
@@ -42,6 +43,7 @@ def test_invoice_amounts(biz: Biz):
     assert biz.get(f"customers/{c['id']}/").json()["outstanding_balance"] == inv["total_amount"]
 
 
+@pytest.mark.extended_fields  # reads the sandbox's inferred fields
 def test_invoice_replay_on_external_id(biz: Biz, http: httpx.Client):
     c = biz.customer()
     body = {
@@ -103,6 +105,7 @@ def test_invoice_line_validation(biz: Biz, line, path):
     assert path in r.json()["details"], r.json()
 
 
+@pytest.mark.extended_fields  # reads the sandbox's inferred fields
 def test_explicit_tax_amount_within_one_cent(biz: Biz):
     c = biz.customer()
     # 20% of 1003 = 200.6; 200 and 201 are both within a cent
@@ -124,6 +127,7 @@ def test_explicit_tax_amount_within_one_cent(biz: Biz):
     assert inv["line_items"][0]["sales_taxes_total"] == 201  # same code twice is no conflict
 
 
+@pytest.mark.extended_fields  # reads the sandbox's inferred fields
 def test_tax_exempt_customer(biz: Biz):
     c = biz.customer(tax_exempt=True)
     r = biz.post(
@@ -138,6 +142,7 @@ def test_tax_exempt_customer(biz: Biz):
     assert biz.invoice(c["id"], [{"unit_price": 100}])["total_amount"] == 100
 
 
+@pytest.mark.extended_fields  # reads the sandbox's inferred fields
 def test_invoice_ordering_and_currency(biz: Biz):
     r = biz.post(
         "invoices/",
@@ -178,6 +183,7 @@ def test_invoice_ordering_and_currency(biz: Biz):
     assert r.status_code == 400 and "additional_discount" in r.json()["details"]
 
 
+@pytest.mark.extended_fields  # reads the sandbox's inferred fields
 def test_account_aliases(biz: Biz):
     c = biz.customer()
     accounts = biz.get(
@@ -206,6 +212,7 @@ def test_date_and_datetime_forms(biz: Biz):
     assert inv["sent_at"] == "2025-03-01T09:30:00Z" and inv["due_at"] == "2025-03-31T00:00:00Z"
 
 
+@pytest.mark.extended_fields  # reads the sandbox's inferred fields
 def test_update_replaces_lines(biz: Biz):
     c = biz.customer()
     inv = biz.invoice(c["id"], [{"unit_price": 1000}, {"unit_price": 2000}])
@@ -222,6 +229,7 @@ def test_update_replaces_lines(biz: Biz):
     assert body["invoice_number"] == inv["invoice_number"]
 
 
+@pytest.mark.extended_fields  # reads the sandbox's inferred fields
 def test_update_below_paid_is_refused(biz: Biz):
     c = biz.customer()
     inv = biz.invoice(c["id"], [{"unit_price": 1000}])
@@ -250,6 +258,7 @@ def test_update_external_id_collision(biz: Biz):
     )
 
 
+@pytest.mark.extended_fields  # reads the sandbox's inferred fields
 def test_void(biz: Biz):
     c = biz.customer()
     inv = biz.invoice(c["id"], [{"unit_price": 1000, "tax_code": "VAT_20"}])

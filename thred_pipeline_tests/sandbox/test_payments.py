@@ -17,6 +17,7 @@ def _body(customer_id: str, **kw):
     }
 
 
+@pytest.mark.extended_fields  # reads the sandbox's inferred fields
 def test_payment_create_shape_and_effects(biz: Biz):
     c = biz.customer()
     a = biz.invoice(c["id"], [{"unit_price": 3000}])
@@ -64,6 +65,7 @@ def test_payment_create_shape_and_effects(biz: Biz):
     assert d["customer"]["id"] == c["id"]
 
 
+@pytest.mark.extended_fields  # reads the sandbox's inferred fields
 def test_external_id_replay(biz: Biz, http: httpx.Client):
     c = biz.customer()
     inv = biz.invoice(c["id"])
@@ -79,6 +81,7 @@ def test_external_id_replay(biz: Biz, http: httpx.Client):
     assert stats(http)["objects"][biz.id]["invoice_payments"] == 1
 
 
+@pytest.mark.extended_fields  # reads the sandbox's inferred fields
 def test_idempotency_key_replay_returns_original_response(biz: Biz):
     c = biz.customer()
     inv = biz.invoice(c["id"], [{"unit_price": 5000}])
@@ -153,6 +156,7 @@ def test_payment_missing_customer_id(biz: Biz):
     ]
 
 
+@pytest.mark.extended_fields  # reads the sandbox's inferred fields
 def test_allocation_rules(biz: Biz):
     c, other = biz.customer(), biz.customer()
     inv = biz.invoice(c["id"], [{"unit_price": 1000}])
@@ -203,6 +207,7 @@ def test_payment_list_filters(biz: Biz):
     assert biz.get("invoices/payments/nope/").json()["error_code"] == "payment_not_found"
 
 
+@pytest.mark.extended_fields  # reads the sandbox's inferred fields
 def test_completed_payments_cannot_be_deleted(biz: Biz):
     c = biz.customer()
     inv = biz.invoice(c["id"])
@@ -211,3 +216,86 @@ def test_completed_payments_cannot_be_deleted(biz: Biz):
     assert r.status_code == 409 and r.json()["error_code"] == "invalid_state"
     assert biz.get(f"invoices/{inv['id']}/").json()["amount_paid"] == 100
     assert biz.post("invoices/payments/nope/delete/").status_code == 404
+
+
+# --- the AR-integration seed page's form: {external_id, invoice_id, amount_cents, ...} --------
+
+
+def _seed_body(invoice_id: str, amount: int, **kw):
+    return {
+        "external_id": kw.pop("external_id", None),
+        "invoice_id": invoice_id,
+        "amount_cents": amount,
+        "payment_date": "2025-02-01",
+        "payment_method": "bank_transfer",
+        **kw,
+    }
+
+
+def test_seed_page_payment_form_allocates_to_the_invoice(biz: Biz, http: httpx.Client):
+    c = biz.customer()
+    inv = biz.invoice(c["id"], [{"unit_price": 3000}])
+    other = biz.invoice(c["id"], [{"unit_price": 1000}])
+    seen_before = stats(http)["alias_usage"].get("payment.seed_form", 0)
+    r = biz.post("invoices/payments/", _seed_body(inv["id"], 1200, external_id="seed-1"))
+    assert r.status_code == 201, r.text
+    pay = r.json()["payment"]
+    assert pay["customer_id"] == c["id"]  # taken from the invoice
+    assert pay["total_amount_cents"] == pay["allocated_amount_cents"] == 1200
+    assert pay["unapplied_amount_cents"] == 0 and pay["payment_method"] == "bank_transfer"
+    applied = pay["applied_invoices"]
+    assert [(a["id"], a["applied_amount_cents"]) for a in applied] == [(inv["id"], 1200)]
+    assert applied[0]["outstanding_amount_cents"] == 1800
+    assert biz.get(f"customers/{c['id']}/").json()["outstanding_balance"] == 1800 + 1000
+    listed = biz.get(f"invoices/payments/{pay['id']}/").json()
+    assert [(a["invoice_id"], a["amount"]) for a in listed["allocations"]] == [(inv["id"], 1200)]
+    assert listed["total_amount"] == 1200 and other["id"] != inv["id"]
+    # the same external_id replays, as in the API-reference form
+    again = biz.post("invoices/payments/", _seed_body(inv["id"], 1200, external_id="seed-1"))
+    assert again.status_code == 200 and again.json() == r.json()
+    assert stats(http)["alias_usage"]["payment.seed_form"] == seen_before + 1  # counted once
+
+
+def test_seed_page_form_accepts_agreeing_api_fields(biz: Biz):
+    c = biz.customer()
+    inv = biz.invoice(c["id"], [{"unit_price": 3000}])
+    body = _seed_body(inv["id"], 3000, customer_id=c["id"], total_amount_cents=3000)
+    pay = biz.ok(biz.post("invoices/payments/", body))["payment"]
+    assert pay["applied_invoices"][0]["status"] == "paid"
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"amount_cents": None}, "amount_cents"),
+        ({"invoice_id": None}, "invoice_id"),
+        ({"invoice_id": "00000000-0000-0000-0000-000000000000"}, "invoice_id"),
+        ({"amount_cents": 0}, "amount_cents"),
+        ({"amount_cents": 3001}, "allocations[0].amount_cents"),  # above what is open
+        ({"total_amount_cents": 2999}, "total_amount_cents"),
+        ({"allocations": [{"invoice_id": "x", "amount_cents": 1}]}, "allocations"),
+        ({"payment_date": "01/02/2025"}, "payment_date"),
+        ({"currency": "EUR"}, "currency"),
+    ],
+)
+def test_seed_page_form_validation(biz: Biz, change, path):
+    c = biz.customer()
+    inv = biz.invoice(c["id"], [{"unit_price": 3000}])
+    body = {k: v for k, v in {**_seed_body(inv["id"], 3000), **change}.items() if v is not None}
+    r = biz.post("invoices/payments/", body)
+    assert r.status_code == 400, r.text
+    assert path in r.json()["details"], r.text
+    assert biz.get("invoices/payments/").json()["count"] == 0
+
+
+def test_seed_page_form_refuses_another_customers_invoice(biz: Biz):
+    c, other = biz.customer(), biz.customer()
+    inv = biz.invoice(c["id"], [{"unit_price": 3000}])
+    r = biz.post("invoices/payments/", _seed_body(inv["id"], 100, customer_id=other["id"]))
+    assert r.status_code == 400 and "customer_id" in r.json()["details"]
+
+
+def test_api_form_still_requires_its_fields(biz: Biz):
+    r = biz.post("invoices/payments/", {"payment_date": "2025-02-01"})
+    assert r.status_code == 400
+    assert {"customer_id", "total_amount_cents"} <= set(r.json()["details"])

@@ -9,10 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from thred_pipeline.sync.money import (
+    TAX_TOLERANCE_CENTS,
     line_gross_cents,
     line_net_cents,
     round_half_up,
     tax_cents,
+    tax_within_tolerance,
     to_cents,
     to_quantity,
 )
@@ -149,6 +151,17 @@ def test_to_quantity_rejects(value: object, message: str) -> None:
     assert message in caught.value.message
 
 
+def test_tax_tolerance_is_measured_from_the_rounded_tax() -> None:
+    """The worked example of docs/thred-contract.md: net 10 at 5 % is 0.5, rounded 1."""
+    rate = Decimal("0.05")
+    assert [a for a in range(5) if tax_within_tolerance(a, 10, rate)] == [0, 1, 2]
+    # 20 % of 25 is exactly 5: 4, 5 and 6 pass
+    assert [a for a in range(9) if tax_within_tolerance(a, 25, Decimal("0.20"))] == [4, 5, 6]
+    # 9 % of 50 is 4.5, rounded 5: 6 passes although it is 1.5 from the unrounded product
+    assert tax_within_tolerance(6, 50, Decimal("0.09"))
+    assert not tax_within_tolerance(7, 50, Decimal("0.09"))
+
+
 # --- properties ------------------------------------------------------------------------------
 
 decimals = st.decimals(
@@ -192,3 +205,16 @@ def test_tax_cents_never_exceeds_net_at_rates_up_to_100_percent(
 def test_to_cents_round_trips_ints_and_decimals(cents: int) -> None:
     assert to_cents(cents, "x") == cents
     assert to_cents(Decimal(cents), "x") == cents
+
+
+@given(
+    st.integers(min_value=0, max_value=10**12),
+    st.integers(min_value=0, max_value=10000),
+    st.integers(min_value=-5, max_value=5),
+)
+def test_tax_tolerance_accepts_three_amounts_around_the_rounded_tax(
+    net: int, basis_points: int, delta: int
+) -> None:
+    rate = Decimal(basis_points) / 10000
+    expected = tax_cents(net, rate)
+    assert tax_within_tolerance(expected + delta, net, rate) == (abs(delta) <= TAX_TOLERANCE_CENTS)
