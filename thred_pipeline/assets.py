@@ -7,27 +7,39 @@ The warehouse tables appear as external assets so the lineage reads warehouse ->
 """
 
 import json
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
 from sqlalchemy.exc import OperationalError
 
-from thred_pipeline.checks import check_specs, evaluate
+from thred_pipeline.checks import (
+    WINDOW_CHECK,
+    books_check_specs,
+    books_metadata,
+    books_results,
+    check_result,
+    window_check_spec,
+)
 from thred_pipeline.entities import EntitySpec, sync_order
 from thred_pipeline.partitions import daily_partitions
 from thred_pipeline.resources import (
     LedgerResource,
+    ReconcileResource,
     SyncResource,
     ThredResource,
     WarehouseResource,
+    build_books_reconciler,
     build_engine,
-    build_reconciler,
+    build_window_reconciler,
 )
 from thred_pipeline.sync.engine import EntityRunResult
 from thred_pipeline.sync.records import TimeWindow
-from thred_pipeline.thred.errors import ThredTransientError
+from thred_pipeline.thred.errors import ThredConfigError, ThredTransientError
 
 THRED_POOL = "thred_api"
+BOOKS_KEY = dg.AssetKey(["thred", "books"])
+AS_OF_TAG = "thred/as_of"  # set by the sensor: the end of the window the nightly run synced
 
 TRANSIENT_RETRY = dg.RetryPolicy(
     max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
@@ -101,7 +113,7 @@ def build_push_asset(spec: EntitySpec) -> dg.AssetsDefinition:
             f"changes after creation: {spec.change_policy.value}."
         ),
         tags={"thred/entity": spec.name},
-        check_specs=check_specs(spec, asset_key(spec)),
+        check_specs=[window_check_spec(spec, asset_key(spec))],
     )
     def push(
         context: dg.AssetExecutionContext,
@@ -114,9 +126,13 @@ def build_push_asset(spec: EntitySpec) -> dg.AssetsDefinition:
         window = TimeWindow(start, end)
         try:
             result = build_engine(warehouse, ledger, thred, sync).sync_entity(spec, window)
+        except ThredConfigError as exc:  # wrong credentials or base URL: one clear line
+            raise dg.Failure(
+                description=f"configuration error: {exc}", allow_retries=False
+            ) from None
         except TRANSIENT as exc:
             raise UncertainOutcomes(f"{spec.name}: transient failure, will retry: {exc}") from None
-        except Exception as exc:  # a bug or bad configuration: retrying cannot help
+        except Exception as exc:  # a bug: retrying cannot help
             raise dg.Failure(
                 description=f"{spec.name} sync failed: {type(exc).__name__}: {exc}",
                 allow_retries=False,
@@ -127,11 +143,47 @@ def build_push_asset(spec: EntitySpec) -> dg.AssetsDefinition:
                 f"{result.counts['unknown']} {spec.label} writes have an uncertain outcome; "
                 "retrying re-sends them with the same external_id first"
             )
-        checks = evaluate(spec, window, build_reconciler(warehouse, ledger, thred), ledger.ledger())
-        return dg.MaterializeResult(metadata=result_metadata(result), check_results=checks)
+        report = build_window_reconciler(warehouse, ledger, thred).check(spec.name, window)
+        return dg.MaterializeResult(
+            metadata=result_metadata(result), check_results=[check_result(report, WINDOW_CHECK)]
+        )
 
     return push
 
 
+@dg.asset(
+    key=BOOKS_KEY,
+    group_name="thred_reconciliation",
+    deps=[asset_key(spec) for spec in sync_order()],
+    pool=THRED_POOL,
+    kinds={"thred", "pandas"},
+    description=(
+        "Thred's books against the warehouse's, once per night (after the nightly sync) and "
+        "on demand: every record, every customer's and vendor's balance and aging, per active "
+        "business. A difference is never green; the ledger only explains it."
+    ),
+    check_specs=books_check_specs(BOOKS_KEY),
+)
+def books(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    ledger: LedgerResource,
+    thred: ThredResource,
+    reconcile: ReconcileResource,
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    as_of_tag = context.run.tags.get(AS_OF_TAG)
+    as_of = datetime.fromisoformat(as_of_tag) if as_of_tag else None
+    try:
+        report = build_books_reconciler(warehouse, ledger, thred, reconcile).run(as_of=as_of)
+    except ThredConfigError as exc:
+        raise dg.Failure(description=f"configuration error: {exc}", allow_retries=False) from None
+    context.log.info(f"books: {report.verdict}; money at stake {report.money_at_stake()}")
+    return dg.MaterializeResult(
+        metadata=books_metadata(report),
+        check_results=books_results(report, ledger.ledger()),
+    )
+
+
 PUSH_ASSETS = [build_push_asset(spec) for spec in sync_order()]
+BOOKS_ASSETS = [books]
 WAREHOUSE_ASSETS = warehouse_specs()

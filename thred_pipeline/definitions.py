@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dagster as dg
 
-from thred_pipeline.assets import PUSH_ASSETS, WAREHOUSE_ASSETS
-from thred_pipeline.jobs import nightly_sync_job, retry_quarantine
+from thred_pipeline.assets import BOOKS_ASSETS, PUSH_ASSETS, WAREHOUSE_ASSETS
+from thred_pipeline.jobs import nightly_sync_job, reconcile_books_job, retry_quarantine
 from thred_pipeline.resources import default_resources
 from thred_pipeline.schedules import nightly_sync_schedule
+from thred_pipeline.sensors import books_after_nightly_sync
 
 defs = dg.Definitions(
-    assets=[*WAREHOUSE_ASSETS, *PUSH_ASSETS],
-    jobs=[nightly_sync_job, retry_quarantine],
+    assets=[*WAREHOUSE_ASSETS, *PUSH_ASSETS, *BOOKS_ASSETS],
+    jobs=[nightly_sync_job, reconcile_books_job, retry_quarantine],
     schedules=[nightly_sync_schedule],
+    sensors=[books_after_nightly_sync],
     resources=default_resources(),
 )

@@ -1,16 +1,25 @@
-"""Jobs: the nightly sync of every registry entity (with its checks), and quarantine retry."""
+"""Jobs: the nightly sync (with its window checks), the books reconciliation, quarantine retry."""
 
 import dagster as dg
 
+from thred_pipeline.assets import BOOKS_KEY
 from thred_pipeline.resources import LedgerResource
 
 NIGHTLY_JOB_NAME = "nightly_thred_sync"
+BOOKS_JOB_NAME = "reconcile_books"
 
 nightly_sync_job = dg.define_asset_job(
     NIGHTLY_JOB_NAME,
     selection=dg.AssetSelection.groups("thred_core", "thred_ar", "thred_ap"),
     run_tags={"thred/flow": "nightly"},
-    description="Push every changed warehouse record of the day to Thred, then reconcile.",
+    description="Push every changed warehouse record of the day to Thred, checking each window.",
+)
+
+reconcile_books_job = dg.define_asset_job(
+    BOOKS_JOB_NAME,
+    selection=dg.AssetSelection.assets(BOOKS_KEY),
+    run_tags={"thred/flow": "books"},
+    description="Compare the whole books of every active business in Thred with the warehouse.",
 )
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
 import dagster as dg
 from pydantic import PrivateAttr, SecretStr
 
+from thred_pipeline.reconcile import BooksReconciler, SeverityPolicy, WindowReconciler
 from thred_pipeline.sync.engine import SyncEngine, SyncOptions
 from thred_pipeline.sync.ledger import SyncLedger
-from thred_pipeline.sync.reconcile import Reconciler
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline.warehouse.extract import Warehouse
@@ -90,10 +91,35 @@ def build_engine(
     return SyncEngine(warehouse.warehouse(), ledger.ledger(), thred.settings(), sync.options())
 
 
-def build_reconciler(
+class ReconcileResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
+    """The severity policy of the books checks (see docs/reliability.md).
+
+    ``error_above_cents``: explained differences (quarantined, deferred, in flight) are a WARN
+    until the money they put at stake in one business exceeds this many minor units; then the
+    check is an ERROR. -1 (the default) never escalates them; unexplained ones are always ERROR.
+    """
+
+    error_above_cents: int = -1
+
+    def policy(self) -> SeverityPolicy:
+        return SeverityPolicy(self.error_above_cents if self.error_above_cents >= 0 else None)
+
+
+def build_window_reconciler(
     warehouse: WarehouseResource, ledger: LedgerResource, thred: ThredResource
-) -> Reconciler:
-    return Reconciler(warehouse.warehouse(), ledger.ledger(), thred.settings())
+) -> WindowReconciler:
+    return WindowReconciler(warehouse.warehouse(), ledger.ledger(), thred.settings())
+
+
+def build_books_reconciler(
+    warehouse: WarehouseResource,
+    ledger: LedgerResource,
+    thred: ThredResource,
+    reconcile: ReconcileResource,
+) -> BooksReconciler:
+    return BooksReconciler(
+        warehouse.warehouse(), ledger.ledger(), thred.settings(), policy=reconcile.policy()
+    )
 
 
 def default_resources() -> dict[str, Any]:
@@ -107,4 +133,8 @@ def default_resources() -> dict[str, Any]:
             api_key=dg.EnvVar("THRED_API_KEY"),
         ),
         "sync": SyncResource(),
+        # Optional, so not an EnvVar (which would make it required): read when the code loads.
+        "reconcile": ReconcileResource(
+            error_above_cents=int(os.environ.get("THRED_RECONCILE_ERROR_ABOVE_CENTS", "-1"))
+        ),
     }

@@ -10,9 +10,15 @@ import httpx
 import pytest
 
 from thred_pipeline import entities
-from thred_pipeline.assets import PUSH_ASSETS, asset_key
+from thred_pipeline.assets import BOOKS_ASSETS, BOOKS_KEY, PUSH_ASSETS, asset_key
 from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
-from thred_pipeline.resources import LedgerResource, SyncResource, ThredResource, WarehouseResource
+from thred_pipeline.resources import (
+    LedgerResource,
+    ReconcileResource,
+    SyncResource,
+    ThredResource,
+    WarehouseResource,
+)
 from thred_pipeline.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from thred_pipeline.sync.ledger import SyncLedger
 from thred_pipeline.warehouse.seed import SeedConfig, seed_warehouse
@@ -33,8 +39,8 @@ SMALL = SeedConfig(
     bill_payments=4,
     vendor_credits=2,
 )
-DAYS = ["2026-09-01", "2026-09-02", "2026-09-03"]
-DAY = DAYS[-1]
+DAYS = [f"2026-09-0{d}" for d in range(1, 8)]  # every day the seed spans
+DAY = DAYS[2]
 
 
 @pytest.fixture
@@ -57,31 +63,40 @@ def resources(tmp_path: Path, sandbox: RunningSandbox) -> dict[str, object]:
     }
 
 
-def _backfill(resources, instance) -> dg.ExecuteInProcessResult:
-    """Partitions in order, as a backfill would: a window's count check also demands that
-    nothing updated before it was left unsynced."""
-    result = None
-    for day in DAYS:
+def _backfill(resources, instance, days=DAYS) -> list[dg.ExecuteInProcessResult]:
+    """Partitions in order, as a backfill would."""
+    results = []
+    for day in days:
         result = dg.materialize(
             PUSH_ASSETS, partition_key=day, resources=resources, instance=instance
         )
         assert result.success, day
-    assert result is not None
-    return result
+        results.append(result)
+    return results
 
 
 def _evaluations(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], object]:
     return {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
 
 
-def test_one_partition_materializes_and_every_check_passes(resources):
+def test_a_backfill_checks_each_window_then_the_books_once(resources, sandbox):
+    """The seed has late parents: a day's invoice whose customer row arrives days later is in
+    the warehouse but not in Thred. Its window check fails as a WARN naming it, never green."""
     with dg.instance_for_test() as instance:
-        result = _backfill(resources, instance)
-        evaluations = _evaluations(result)
-        assert evaluations, "no check ran"
-        failed = {k: e.description for k, e in evaluations.items() if not e.passed}
-        assert failed == {}
-        assert {e.partition for e in evaluations.values()} == {DAY}
+        results = _backfill(resources, instance)
+        for day, result in zip(DAYS, results, strict=True):
+            evaluations = _evaluations(result)
+            assert len(evaluations) == len(entities.ENTITIES), day
+            assert {e.partition for e in evaluations.values()} == {day}
+            for evaluation in evaluations.values():
+                if evaluation.passed:
+                    continue
+                assert evaluation.severity == dg.AssetCheckSeverity.WARN, evaluation.description
+                records = [r.data for r in evaluation.metadata["differences"].value.records]
+                assert records and all(r["cause"] == "waiting" for r in records), records
+        last = _evaluations(results[-1])
+        assert all(e.passed for e in last.values())  # every late parent has arrived
+        result = results[2]
         customers = result.asset_materializations_for_node("thred__customers")[0].metadata
         assert customers["created"].value > 0
         for key in (
@@ -97,32 +112,68 @@ def test_one_partition_materializes_and_every_check_passes(resources):
         ):
             assert key in customers
 
-
-def test_a_broken_balance_fails_the_blocking_check_and_stops_invoices(resources, sandbox):
-    with dg.instance_for_test() as instance:
-        _backfill(resources, instance)
-        ledger = SyncLedger.from_url(resources["ledger"].url)  # type: ignore[attr-defined]
-        invoice = next(
-            r for r in ledger.iter_rows("invoices") if r.thred_id and not r.terminal_done
+        # the books, once, after the backfill: equal; then a payment lost in Thred
+        books = dg.materialize(
+            [*PUSH_ASSETS, *BOOKS_ASSETS],
+            selection=[BOOKS_KEY],
+            resources={**resources, "reconcile": ReconcileResource()},
+            instance=instance,
         )
-        business = ledger.thred_ids("businesses", [invoice.business_id])[invoice.business_id]
-        tampered = httpx.post(
-            f"{sandbox.url}/_sandbox/tamper",
+        evaluations = {e.check_name: e for e in books.get_asset_check_evaluations()}
+        assert all(e.passed for e in evaluations.values()), {
+            k: e.description for k, e in evaluations.items() if not e.passed
+        }
+        assert {e.partition for e in evaluations.values()} == {None}
+        metadata = books.asset_materializations_for_node("thred__books")[0].metadata
+        assert metadata["verdict"].value == "PASS"
+        assert metadata["money_at_stake_cents"].value == 0
+
+        ledger = SyncLedger.from_url(resources["ledger"].url)  # type: ignore[attr-defined]
+        payment = next(r for r in ledger.iter_rows("invoice_payments") if r.thred_id)
+        business = ledger.thred_ids("businesses", [payment.business_id])[payment.business_id]
+        deleted = httpx.post(
+            f"{sandbox.url}/_sandbox/delete-object",
             json={
                 "business_id": business,
-                "collection": "invoices",
-                "id": invoice.thred_id,
-                "set": {"line_items[0].unit_price": 987_654},
+                "collection": "invoice_payments",
+                "id": payment.thred_id,
             },
         )
-        assert tampered.status_code == 200, tampered.text
+        assert deleted.status_code == 200, deleted.text
+        again = dg.materialize(
+            [*PUSH_ASSETS, *BOOKS_ASSETS],
+            selection=[BOOKS_KEY],
+            resources={**resources, "reconcile": ReconcileResource()},
+            instance=instance,
+        )
+        failed = {e.check_name: e for e in again.get_asset_check_evaluations() if not e.passed}
+        assert set(failed) >= {"invoice_payments", "ar_balances"}
+        metadata = again.asset_materializations_for_node("thred__books")[0].metadata
+        assert metadata["verdict"].value == "FAIL"
+        assert metadata["money_at_stake_cents"].value > 0
+        report = metadata["report"].value
+        assert payment.business_id in report and payment.source_id in report
+
+
+def test_an_unexplained_difference_fails_the_blocking_check_and_stops_invoices(resources, sandbox):
+    with dg.instance_for_test() as instance:
+        _backfill(resources, instance, DAYS[:3])
+        customer = _customer_updated_on(resources, DAY)
+        ledger = SyncLedger.from_url(resources["ledger"].url)  # type: ignore[attr-defined]
+        row = ledger.get("customers", customer)
+        assert row is not None and row.thred_id
+        business = ledger.thred_ids("businesses", [row.business_id])[row.business_id]
+        deleted = httpx.post(
+            f"{sandbox.url}/_sandbox/delete-object",
+            json={"business_id": business, "collection": "customers", "id": row.thred_id},
+        )
+        assert deleted.status_code == 200, deleted.text
 
         selection = [
             a
             for a in PUSH_ASSETS
-            if asset_key(entities.get("customers")) in a.keys
-            or asset_key(entities.get("invoices")) in a.keys
-            or asset_key(entities.get("businesses")) in a.keys
+            if {asset_key(entities.get(n)) for n in ("businesses", "customers", "invoices")}
+            & set(a.keys)
         ]
         second = dg.materialize(
             selection,
@@ -132,28 +183,26 @@ def test_a_broken_balance_fails_the_blocking_check_and_stops_invoices(resources,
             raise_on_error=False,
         )
         assert not second.success
-        evaluations = _evaluations(second)
-        balance = evaluations[("customers", "customer_balance_matches")]
-        assert not balance.passed
-        named = str(balance.metadata["records"].value)
-        customer_external = f"customer-{_customer_of(resources, invoice.source_id)}"
-        assert customer_external in named
+        check = _evaluations(second)[("customers", "window_matches")]
+        assert not check.passed
+        assert check.severity == dg.AssetCheckSeverity.ERROR
+        table = check.metadata["differences"].value
+        named = [r.data for r in table.records]
+        assert any(r["source_id"] == customer and r["kind"] == "missing in Thred" for r in named), (
+            named
+        )
         # blocking: the invoices step never ran in this run
-        assert not second.asset_materializations_for_node("thred__invoices")
         assert "thred__invoices" not in {
             e.step_key for e in second.all_events if e.event_type_value == "STEP_START"
         }
 
 
-def _customer_of(resources: dict[str, object], invoice_id: str) -> str:
-    from sqlalchemy import select
+def _customer_updated_on(resources: dict[str, object], day: str) -> str:
+    from sqlalchemy import String, cast, select
 
-    from thred_pipeline.warehouse.schema import invoices
+    from thred_pipeline.warehouse.schema import customers
 
     warehouse = resources["warehouse"].warehouse()  # type: ignore[attr-defined]
     with warehouse.engine.connect() as conn:
-        return str(
-            conn.execute(
-                select(invoices.c.customer_id).where(invoices.c.id == invoice_id)
-            ).scalar_one()
-        )
+        rows = conn.execute(select(customers.c.id, cast(customers.c.updated_at, String))).all()
+    return next(str(i) for i, updated in rows if str(updated).startswith(day))

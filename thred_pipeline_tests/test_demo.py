@@ -1,4 +1,4 @@
-"""`thred-pipeline demo` end to end: every check passes, and a second run writes nothing."""
+"""`thred-pipeline demo` end to end: the books equal, and a second run writes nothing."""
 
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ def test_demo_passes_then_reruns_without_writes(tmp_path: Path, monkeypatch):
     assert created > 0 and first.api_writes >= created
     assert {"invoices", "invoice_payments", "bills", "payouts"} <= set(first.outcomes)
     assert first.checks_passed > 0 and not first.checks_failed
+    assert first.books_verdict == "PASS"
+    assert "Books (every active business, once): PASS" in text
 
     again = io.StringIO()
     second = run_demo(home, port=_free_port(), out=again)
