@@ -139,6 +139,7 @@ def books_metadata(report: BooksReport) -> dict[str, Any]:
         "money_at_stake_cents": sum(stake.values()),
         "businesses_with_differences": len(stake),
         "as_of": report.as_of.isoformat(),
+        **report.extra,
     }
     if stake:
         metadata["money_at_stake_per_business"] = dg.MetadataValue.json(stake)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -238,6 +239,7 @@ class WindowReconciler(_Base):
                         reader.items(entity, business_id, thred_business),
                     )
                     pairs += [(business_id, i) for i in items or []]
+            requests = int(client.stats.requests)
         thred = thred_frame(entity, pairs, context.refs)
         if entity == "businesses":
             thred = thred[thred["source_id"].isin(set(expected["source_id"]))]
@@ -245,7 +247,11 @@ class WindowReconciler(_Base):
             RULES[entity], expected, thred, context.rows[entity], pd.Timestamp(end), "window"
         )
         rows = comparison.run(all_extras=False)
-        metrics = {"window_records": len(expected), "matched": comparison.matched}
+        metrics = {
+            "window_records": len(expected),
+            "matched": comparison.matched,
+            "thred_reads": requests,
+        }
         description = (
             f"{len(expected)} {RULES[entity].label} records changed "
             f"{window.start:%Y-%m-%d %H:%M}..{window.end:%Y-%m-%d %H:%M}"
@@ -273,10 +279,15 @@ class BooksReconciler(_Base):
     def run(
         self, businesses: Iterable[str] | None = None, as_of: datetime | None = None
     ) -> BooksReport:
+        """Compare (only ``businesses`` when given) as of ``as_of`` (default: today 00:00 UTC)."""
         return asyncio.run(self._run(set(businesses) if businesses else None, as_of))
 
     async def _run(self, only: set[str] | None, as_of: datetime | None) -> BooksReport:
-        when = pd.Timestamp(as_of or datetime.now(UTC))
+        started = time.monotonic()
+        # Default: the end of the last complete daily window (the nightly run syncs yesterday);
+        # rows changed after it are "in flight", not yet due.
+        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        when = pd.Timestamp(as_of or midnight)
         books = WarehouseBooks(self.warehouse.engine)
         context = _Context(self.ledger)
         frames = {e: books.frame(e) for e in ENTITY_ORDER}
@@ -302,6 +313,7 @@ class BooksReconciler(_Base):
                 if done is None:
                     for entity in ENTITY_ORDER:
                         items[entity] = [p for p in items[entity] if p[0] != business_id]
+            requests = int(client.stats.requests)
         checks: list[CheckReport] = []
         record_rows: list[dict[str, Any]] = []
         inactive = books.businesses()
@@ -336,7 +348,8 @@ class BooksReconciler(_Base):
             checks.append(
                 self._balances(side, frames, items, aging, context, record_differences, not_read)
             )
-        return BooksReport(checks=checks, as_of=when.to_pydatetime())
+        extra = {"thred_reads": requests, "duration_s": round(time.monotonic() - started, 3)}
+        return BooksReport(checks=checks, as_of=when.to_pydatetime(), extra=extra)
 
     async def _read_business(
         self,
