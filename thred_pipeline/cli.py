@@ -1,46 +1,157 @@
-"""The ``thred-pipeline`` command: demo, seed, sandbox, sync, reconcile, quarantine, DDL."""
+"""The ``thred-pipeline`` command: demo, seed, sandbox, sync, reconcile, quarantine, DDL.
+
+Exit codes (docs/cli.md has the full table):
+
+- 0: done; for ``sync``, every record synced or unchanged;
+- 1: an unexpected failure (one line; ``--debug`` shows the traceback), or for
+  ``reconcile`` a failed check;
+- 2: a usage or configuration error: bad arguments, a wrong setting, a warehouse, ledger
+  or Thred that cannot be used. Nothing was synced;
+- 3: ``sync`` completed, but some records are quarantined, deferred, drifted or uncertain.
+
+Every failure is one line on stderr that names what to fix, never a traceback (unless
+``--debug``) and never a key or a database password.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
+import os
 import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from thred_pipeline import config
-from thred_pipeline.sandbox.config import add_fault_arguments
+
+if TYPE_CHECKING:
+    from thred_pipeline.entities import EntitySpec
+    from thred_pipeline.sync.ledger import SyncLedger
+    from thred_pipeline.thred.settings import ThredSettings
+    from thred_pipeline.warehouse.extract import Warehouse
+
+PROG = "thred-pipeline"
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # unexpected failure; for reconcile also: a check failed
+EXIT_CONFIG = 2  # usage or configuration error (argparse uses 2 as well)
+EXIT_ATTENTION = 3  # sync completed with records that need attention
+
+# Run outcomes (EntityRunResult.counts) that mean "a record is not in Thred as it should be",
+# with the word an operator reads.
+ATTENTION = {
+    "rejected": "quarantined",
+    "deferred": "deferred",
+    "drift": "drifted",
+    "unknown": "uncertain",
+}
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage text is behind ``--help``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# -- argument types -----------------------------------------------------------------------------
+
+
+def _moment(text: str) -> datetime:
+    """An ISO date or date-time; naive values are UTC, offsets are converted to UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO date or date-time (e.g. 2025-01-31 or 2025-01-31T06:00)"
+        ) from None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _entity_names() -> list[str]:
+    from thred_pipeline import entities
+
+    return [spec.name for spec in entities.sync_order()]
 
 
 def _window(args: argparse.Namespace) -> tuple[datetime, datetime]:
-    start = datetime.fromisoformat(args.start).replace(tzinfo=UTC)
-    end = (
-        datetime.fromisoformat(args.end).replace(tzinfo=UTC)
-        if args.end
-        else start + timedelta(days=1)
-    )
+    start: datetime = args.start
+    try:
+        end: datetime = args.end or start + timedelta(days=1)
+    except OverflowError:
+        args.parser.error(f"argument --start: {start.date()} leaves no day after it")
+    if end <= start:
+        args.parser.error(f"argument --end: {end.isoformat()} is not after --start")
     return start, end
+
+
+# -- opening the parts, each checked and named ------------------------------------------------
+
+
+@dataclass
+class Parts:
+    warehouse: Warehouse
+    ledger: SyncLedger
+    thred: ThredSettings
+    settings: config.PipelineSettings
+
+
+def _specs(args: argparse.Namespace) -> list[EntitySpec]:
+    from thred_pipeline.sync.engine import iter_specs
+
+    return iter_specs(args.entity or None)
+
+
+async def _check_thred(settings: ThredSettings) -> None:
+    from thred_pipeline.thred.client import ThredClient
+
+    async with ThredClient(settings) as client:
+        await client.check_connection()
+
+
+def open_parts(args: argparse.Namespace) -> Parts:
+    """Settings, warehouse, ledger and Thred, each checked before any record is touched.
+
+    Raises ``config.SettingsError`` or ``ThredConfigError`` (exit 2) naming the setting.
+    """
+    settings = config.PipelineSettings.from_env()
+    thred = settings.thred_settings()
+    warehouse = config.open_warehouse(settings.warehouse_url, _specs(args))
+    ledger = config.open_ledger(settings.ledger_url)
+    asyncio.run(_check_thred(thred))  # wrong key, not Thred, unreachable: stop here
+    return Parts(warehouse, ledger, thred, settings)
+
+
+# -- commands ---------------------------------------------------------------------------------
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from thred_pipeline.demo import run_demo
 
     report = run_demo(Path(args.home), port=args.port, reseed=args.reseed)
-    return 0 if report.ok else 1
+    return EXIT_OK if report.ok else EXIT_FAILURE
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
     from thred_pipeline.warehouse.seed import SeedConfig, seed_warehouse
 
-    settings = config.PipelineSettings.from_env()
-    url = args.warehouse_url or settings.warehouse_url
+    url = config.database_url(
+        args.warehouse_url or config.PipelineSettings.from_env().warehouse_url
+    )
     counts = seed_warehouse(
         url, SeedConfig(seed=args.seed, businesses=args.businesses, days=args.days)
     )
     for table, n in counts.items():
         print(f"{table:28s} {n:6d}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -53,63 +164,59 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     except ValueError as exc:
         args.parser.error(str(exc))
     serve(SandboxConfig(data_dir=data_dir, faults=faults), host=args.host, port=args.port)
-    return 0
-
-
-def _engine_parts() -> tuple[object, object, object]:
-    from thred_pipeline.sync.ledger import SyncLedger
-    from thred_pipeline.thred.settings import ThredSettings
-    from thred_pipeline.warehouse.db import create_warehouse_engine
-    from thred_pipeline.warehouse.extract import Warehouse
-
-    s = config.PipelineSettings.from_env()
-    thred = ThredSettings(
-        base_url=s.thred_base_url,
-        partner_id=s.partner_id,
-        api_key=s.api_key,
-        timeout_s=s.timeout_s,
-        verify_tls=s.verify_tls,
-        allow_insecure_tls=s.allow_insecure_tls,
-    )
-    return (
-        Warehouse(create_warehouse_engine(s.warehouse_url)),
-        SyncLedger.from_url(s.ledger_url),
-        thred,
-    )
+    return EXIT_OK
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Run the engine without Dagster (diagnosis, scripting); same code the assets call."""
-    from thred_pipeline.sync.engine import SyncEngine, SyncOptions, iter_specs
+    from thred_pipeline.sync.engine import SyncEngine, SyncOptions
     from thred_pipeline.sync.records import TimeWindow
 
-    warehouse, ledger, thred = _engine_parts()
-    s = config.PipelineSettings.from_env()
+    window = TimeWindow(*_window(args))
+    parts = open_parts(args)
     options = SyncOptions(
-        lookback=timedelta(hours=s.lookback_hours),
-        concurrency=s.concurrency,
+        lookback=timedelta(hours=parts.settings.lookback_hours),
+        concurrency=parts.settings.concurrency,
         full_refresh=args.full_refresh,
     )
-    engine = SyncEngine(warehouse, ledger, thred, options)  # type: ignore[arg-type]
-    window = TimeWindow(*_window(args))
-    failed = False
-    for spec in iter_specs(args.entity or None):
+    engine = SyncEngine(parts.warehouse, parts.ledger, parts.thred, options)
+    totals: Counter[str] = Counter()
+    for spec in _specs(args):
         result = engine.sync_entity(spec, window)
-        print(f"{spec.name:18s} {json.dumps(result.metrics())}")
-        failed = failed or bool(result.counts["unknown"])
-    return 1 if failed else 0
+        print(f"{spec.name:18s} {json.dumps(result.metrics())}", flush=True)
+        totals.update(result.counts)
+    attention = {word: totals[outcome] for outcome, word in ATTENTION.items() if totals[outcome]}
+    if attention:
+        counts = ", ".join(f"{n} {word}" for word, n in attention.items())
+        _say(
+            f"sync completed, {sum(attention.values())} records need attention ({counts}); "
+            f"see `{PROG} quarantine list`"
+        )
+        return EXIT_ATTENTION
+    return EXIT_OK
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from thred_pipeline.sync.engine import iter_specs
+    window = _window(args)
+    parts = open_parts(args)
+    return _reconcile_measures(parts, args, window)
+    # When thred_pipeline/reconcile.py lands, the line above becomes (exit 0 / 3 / 1):
+    #     from thred_pipeline.reconcile import BooksReconciler
+    #     report = BooksReconciler(parts.warehouse, parts.ledger, parts.thred).run(businesses=None)
+    #     print(report.render_text()); return report.exit_code  # (two lines)
+
+
+def _reconcile_measures(
+    parts: Parts, args: argparse.Namespace, bounds: tuple[datetime, datetime]
+) -> int:
+    """Today's per-measure checks over the window: exit 0 if all pass, 1 if any fails."""
     from thred_pipeline.sync.reconcile import Reconciler
     from thred_pipeline.sync.records import TimeWindow
 
-    warehouse, ledger, thred = _engine_parts()
-    reconciler = Reconciler(warehouse, ledger, thred)  # type: ignore[arg-type]
-    window = TimeWindow(*_window(args))
+    reconciler = Reconciler(parts.warehouse, parts.ledger, parts.thred)
+    window = TimeWindow(*bounds)
     ok = True
-    for spec in iter_specs(args.entity or None):
+    for spec in _specs(args):
         for measure in spec.measures:
             try:
                 outcome = reconciler.check(spec, measure, window)
@@ -120,14 +227,13 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             print(f"{flag} {spec.name}.{measure}: {outcome.summary}")
             for mismatch in outcome.mismatches[:10]:
                 print(f"     {json.dumps(mismatch, default=str)}")
-    return 0 if ok else 1
+    return EXIT_OK if ok else EXIT_FAILURE
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
-    from thred_pipeline.sync.ledger import SyncLedger
     from thred_pipeline.sync.records import Status
 
-    ledger = SyncLedger.from_url(config.PipelineSettings.from_env().ledger_url)
+    ledger = config.open_ledger(config.PipelineSettings.from_env().ledger_url)
     if args.action == "list":
         statuses = (Status.REJECTED, Status.DRIFT, Status.DEFERRED, Status.UNKNOWN)
         n = 0
@@ -138,81 +244,187 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
                 f"{row.error_code or '':22s} {row.error_message or ''}"
             )
         print(f"{n} records need attention")
-        return 0
+        return EXIT_OK
     released = ledger.release_for_retry(args.entity, args.ids or None)
     print(f"{released} rejected records will be re-sent on the next run")
-    return 0
+    return EXIT_OK
 
 
 def cmd_ddl(args: argparse.Namespace) -> int:
     from thred_pipeline.warehouse.ddl import render_ddl
 
     print(render_ddl(args.dialect))
-    return 0
+    return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="thred-pipeline", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
+# -- parser -----------------------------------------------------------------------------------
 
-    demo = sub.add_parser("demo", help="seed, start the sandbox, sync every partition via Dagster")
+
+def _common(suppress: bool) -> ArgumentParser:
+    """-v / --debug, accepted before and after the command name."""
+    default: Any = argparse.SUPPRESS if suppress else False
+    common = ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="log at DEBUG"
+    )
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help="show the traceback of an unexpected failure (and log at DEBUG)",
+    )
+    return common
+
+
+def build_parser(*, sandbox_options: bool = True) -> ArgumentParser:
+    """The parser. ``sandbox_options=False`` leaves out the sandbox's fault switches, whose
+    import loads the whole sandbox server (most of the start-up time of every command)."""
+    parser = ArgumentParser(
+        prog=PROG,
+        description="Sync a platform warehouse into Thred. Exit codes: see docs/cli.md.",
+        parents=[_common(suppress=False)],
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    common = _common(suppress=True)
+    entity_names = _entity_names()
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], **kw: Any) -> Any:
+        p = sub.add_parser(name, parents=[common], **kw)
+        p.set_defaults(func=func, parser=p)
+        return p
+
+    demo = command("demo", cmd_demo, help="seed, start the sandbox, sync every day via Dagster")
     demo.add_argument("--home", default=str(config.thred_home() / "demo"))
     demo.add_argument("--port", type=int, default=config.DEFAULT_SANDBOX_PORT)
     demo.add_argument("--reseed", action="store_true", help="regenerate the demo warehouse")
-    demo.set_defaults(func=cmd_demo)
 
-    seed = sub.add_parser("seed", help="generate the deterministic demo warehouse")
-    seed.add_argument("--warehouse-url")
+    seed = command("seed", cmd_seed, help="generate the deterministic demo warehouse")
+    seed.add_argument("--warehouse-url", help="default: THRED_WAREHOUSE_URL")
     seed.add_argument("--seed", type=int, default=7)
     seed.add_argument("--businesses", type=int, default=3)
     seed.add_argument("--days", type=int, default=30)
-    seed.set_defaults(func=cmd_seed)
 
-    sandbox = sub.add_parser("sandbox", help="run the local Thred-compatible API server")
+    sandbox = command("sandbox", cmd_sandbox, help="run the local Thred-compatible API server")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=config.DEFAULT_SANDBOX_PORT)
     sandbox.add_argument("--data-dir", help="persist state here (default: in memory)")
-    add_fault_arguments(sandbox)
-    sandbox.set_defaults(func=cmd_sandbox, parser=sandbox)
+    if sandbox_options:
+        from thred_pipeline.sandbox.config import add_fault_arguments
+
+        add_fault_arguments(sandbox)
 
     for name, func, help_text in (
         ("sync", cmd_sync, "sync a window without Dagster"),
         ("reconcile", cmd_reconcile, "compare the warehouse with Thred"),
     ):
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("--start", required=True, help="window start, ISO date or datetime (UTC)")
-        p.add_argument("--end", help="window end (default: start + 1 day)")
-        p.add_argument("--entity", action="append", help="limit to these entities")
+        p = command(name, func, help=help_text)
+        p.add_argument(
+            "--start", required=True, type=_moment, help="window start, ISO date or datetime (UTC)"
+        )
+        p.add_argument("--end", type=_moment, help="window end (default: start + 1 day)")
+        p.add_argument(
+            "--entity",
+            action="append",
+            choices=entity_names,
+            metavar="ENTITY",
+            help=f"limit to these entities (repeatable): {', '.join(entity_names)}",
+        )
         if name == "sync":
             p.add_argument(
                 "--full-refresh",
                 action="store_true",
                 help="re-send every record regardless of the ledger (idempotent)",
             )
-        p.set_defaults(func=func)
 
-    quarantine = sub.add_parser("quarantine", help="list or retry records that need attention")
+    quarantine = command(
+        "quarantine", cmd_quarantine, help="list or retry records that need attention"
+    )
     quarantine.add_argument("action", choices=("list", "retry"))
-    quarantine.add_argument("--entity")
+    quarantine.add_argument(
+        "--entity", choices=entity_names, metavar="ENTITY", help="only this entity"
+    )
     quarantine.add_argument("ids", nargs="*", help="source ids to retry (default: all)")
-    quarantine.set_defaults(func=cmd_quarantine)
 
-    ddl = sub.add_parser("warehouse-ddl", help="print the warehouse source contract as DDL")
+    ddl = command("warehouse-ddl", cmd_ddl, help="print the warehouse source contract as DDL")
     ddl.add_argument("--dialect", choices=("postgresql", "sqlite"), default="postgresql")
-    ddl.set_defaults(func=cmd_ddl)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+# -- errors -----------------------------------------------------------------------------------
+
+
+def _say(line: str) -> None:
+    print(f"{PROG}: {line}", file=sys.stderr, flush=True)
+
+
+def _secrets() -> list[str]:
+    """Values that must never be printed: the key and any database password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    found = [os.environ.get("THRED_API_KEY", "")]
+    for name in (config.WAREHOUSE_URL, config.LEDGER_URL):
+        try:
+            password = make_url(config.database_url(os.environ.get(name, ""))).password
+        except (ArgumentError, ValueError):  # not a URL: masked_url hides its password
+            password = None
+        found.append(str(password) if password else "")
+    return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
+
+
+def _scrub(text: str) -> str:
+    line = " ".join(text.split())
+    for secret in _secrets():
+        line = line.replace(secret, "***")
+    return line[:1000]
+
+
+def _failure(exc: BaseException, debug: bool) -> int:
+    """Map an exception to its one line and exit code (see the module docstring)."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from thred_pipeline.thred.errors import ThredConfigError, ThredError
+
+    if isinstance(exc, config.SettingsError | ThredConfigError):
+        _say(f"configuration error: {_scrub(str(exc))}")
+        return EXIT_CONFIG
+    if isinstance(exc, OperationalError | InterfaceError):
+        orig = getattr(exc, "orig", None) or exc
+        reason = (str(orig).strip().splitlines() or [type(exc).__name__])[0]
+        _say(
+            f"configuration error: database error ({_scrub(reason)}); check "
+            f"{config.WAREHOUSE_URL} and {config.LEDGER_URL}"
+        )
+        return EXIT_CONFIG
+    if debug:
+        raise exc
+    what = _scrub(str(exc))
+    if isinstance(exc, ThredError):  # escaped the engine: Thred kept failing (5xx, ...)
+        what += " (Thred itself failed; rerun later)"
+    _say(
+        f"unexpected failure: {type(exc).__name__}: {what or 'no message'}; "
+        "rerun with --debug for the traceback"
+    )
+    return EXIT_FAILURE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(sandbox_options="sandbox" in words).parse_args(words)
+    debug = bool(args.debug)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if (args.verbose or debug) else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("httpx", "alembic"):
+    for noisy in ("httpx", "httpcore", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+    except Exception as exc:  # every failure becomes one line and an exit code
+        return _failure(exc, debug)
 
 
 if __name__ == "__main__":

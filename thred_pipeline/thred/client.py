@@ -414,7 +414,7 @@ class ThredClient:
         business_id: str | None = None,
         params: Mapping[str, Any] | None = None,
         page_size: int = MAX_PAGE_SIZE,
-    ) -> AsyncGenerator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Yield every item of a paginated list, requesting ``page=1, 2, ...``.
 
         Stops when ``next`` is null, when ``page >= page_info.total_pages``, or on an empty

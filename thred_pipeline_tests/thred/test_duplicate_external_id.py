@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import pickle
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from thred_pipeline.sandbox import SandboxConfig, start_sandbox
 from thred_pipeline.thred import (
     ThredClient,
     ThredDuplicateExternalId,
@@ -150,3 +151,50 @@ async def test_find_by_external_id_on_the_sandbox(
     )
     assert filtered is not None and filtered["id"] == ids["cus-4"]
     assert await client.find_by_external_id(path, "cus-77", business_id=business) is None
+
+
+@pytest.fixture(scope="module")
+def conflict_sandbox_url() -> Iterator[str]:
+    """A real sandbox that answers a repeated external_id with 409 (Thred's error guide)."""
+    with start_sandbox(SandboxConfig(duplicate_external_id="conflict")) as running:
+        yield running.url
+
+
+async def test_409_then_adopt_on_the_sandbox(
+    conflict_sandbox_url: str, harness_factory: Callable[..., Harness]
+) -> None:
+    client = harness_factory(
+        conflict_sandbox_url, partner_id="demo-partner", api_key="sandbox-demo-key"
+    ).client
+    business = {
+        "external_id": f"biz-409-{uuid.uuid4().hex[:10]}",
+        "legal_name": "Conflict Ltd",
+        "email": "owner@conflict.example",
+        "country": "GB",
+        "entity_type": "limited",
+        "base_currency": "GBP",
+    }
+    bid = str((await client.request("POST", "businesses/", json=business)).body["id"])
+    with pytest.raises(ThredDuplicateExternalId) as again:
+        await client.request("POST", "businesses/", json=business)
+    assert (again.value.external_id, again.value.business_id) == (business["external_id"], None)
+    stored = await client.find_by_external_id(
+        "businesses/", business["external_id"], business_id=None
+    )
+    assert stored is not None and stored["id"] == bid
+
+    path = f"businesses/{bid}/customers/"
+    body = {"external_id": "cus-archived", "company_name": "Gone Ltd"}
+    customer = str((await client.request("POST", path, business_id=bid, json=body)).body["id"])
+    await client.request("POST", f"{path}{customer}/archive/", business_id=bid, json={})
+    with pytest.raises(ThredDuplicateExternalId) as dup:
+        await client.request("POST", path, business_id=bid, json=body)
+    assert dup.value.external_id == "cus-archived" and dup.value.business_id == bid
+
+    # Archived customers are hidden unless asked for: the caller passes the switch.
+    lookup = {"external_id": "cus-archived"}
+    assert await client.find_by_external_id(path, "cus-archived", business_id=bid) is None
+    adopted = await client.find_by_external_id(
+        path, "cus-archived", business_id=bid, params={**lookup, "include_archived": True}
+    )
+    assert adopted is not None and adopted["id"] == customer
