@@ -7,6 +7,8 @@ The warehouse tables appear as external assets so the lineage reads warehouse ->
 """
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +53,21 @@ TRANSIENT = (ThredTransientError, OperationalError)  # retried by TRANSIENT_RETR
 
 class UncertainOutcomes(Exception):
     """Some writes ended with an uncertain outcome; a retry resolves them before new work."""
+
+
+@contextmanager
+def _failures(what: str) -> Iterator[None]:
+    """Map errors to Dagster's retry semantics: transient ones retry, the rest fail at once."""
+    try:
+        yield
+    except ThredConfigError as exc:  # wrong credentials or base URL: one clear line
+        raise dg.Failure(description=f"configuration error: {exc}", allow_retries=False) from None
+    except TRANSIENT as exc:
+        raise UncertainOutcomes(f"{what}: transient failure, will retry: {exc}") from None
+    except Exception as exc:  # a bug: retrying cannot help
+        raise dg.Failure(
+            description=f"{what} failed: {type(exc).__name__}: {exc}", allow_retries=False
+        ) from exc
 
 
 def asset_key(spec: EntitySpec) -> dg.AssetKey:
@@ -124,26 +141,16 @@ def build_push_asset(spec: EntitySpec) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:  # type: ignore[type-arg]
         start, end = context.partition_time_window
         window = TimeWindow(start, end)
-        try:
+        with _failures(spec.name):
             result = build_engine(warehouse, ledger, thred, sync).sync_entity(spec, window)
-        except ThredConfigError as exc:  # wrong credentials or base URL: one clear line
-            raise dg.Failure(
-                description=f"configuration error: {exc}", allow_retries=False
-            ) from None
-        except TRANSIENT as exc:
-            raise UncertainOutcomes(f"{spec.name}: transient failure, will retry: {exc}") from None
-        except Exception as exc:  # a bug: retrying cannot help
-            raise dg.Failure(
-                description=f"{spec.name} sync failed: {type(exc).__name__}: {exc}",
-                allow_retries=False,
-            ) from exc
         context.log.info(f"{spec.name}: {dict(result.counts)} ({result.api_calls} API calls)")
         if result.counts["unknown"]:
             raise UncertainOutcomes(
                 f"{result.counts['unknown']} {spec.label} writes have an uncertain outcome; "
                 "retrying re-sends them with the same external_id first"
             )
-        report = build_window_reconciler(warehouse, ledger, thred).check(spec.name, window)
+        with _failures(f"{spec.name} window check"):
+            report = build_window_reconciler(warehouse, ledger, thred).check(spec.name, window)
         return dg.MaterializeResult(
             metadata=result_metadata(result), check_results=[check_result(report, WINDOW_CHECK)]
         )
@@ -173,10 +180,8 @@ def books(
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     as_of_tag = context.run.tags.get(AS_OF_TAG)
     as_of = datetime.fromisoformat(as_of_tag) if as_of_tag else None
-    try:
+    with _failures("books"):
         report = build_books_reconciler(warehouse, ledger, thred, reconcile).run(as_of=as_of)
-    except ThredConfigError as exc:
-        raise dg.Failure(description=f"configuration error: {exc}", allow_retries=False) from None
     context.log.info(f"books: {report.verdict}; money at stake {report.money_at_stake()}")
     return dg.MaterializeResult(
         metadata=books_metadata(report),
