@@ -197,37 +197,32 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    window = _window(args)
-    parts = open_parts(args)
-    return _reconcile_measures(parts, args, window)
-    # When thred_pipeline/reconcile.py lands, the line above becomes (exit 0 / 3 / 1):
-    #     from thred_pipeline.reconcile import BooksReconciler
-    #     report = BooksReconciler(parts.warehouse, parts.ledger, parts.thred).run(businesses=None)
-    #     print(report.render_text()); return report.exit_code  # (two lines)
-
-
-def _reconcile_measures(
-    parts: Parts, args: argparse.Namespace, bounds: tuple[datetime, datetime]
-) -> int:
-    """Today's per-measure checks over the window: exit 0 if all pass, 1 if any fails."""
-    from thred_pipeline.sync.reconcile import Reconciler
+    """The books (default) or, with ``--start``, the window checks: exit 0 / 3 / 1."""
+    from thred_pipeline.reconcile import BooksReconciler, SeverityPolicy, WindowReconciler
+    from thred_pipeline.reconcile.report import EXIT_EQUAL, EXIT_EXPLAINED_ONLY, EXIT_UNEXPLAINED
     from thred_pipeline.sync.records import TimeWindow
 
-    reconciler = Reconciler(parts.warehouse, parts.ledger, parts.thred)
-    window = TimeWindow(*bounds)
-    ok = True
+    parts = open_parts(args)
+    policy = SeverityPolicy(args.error_above_cents)
+    if args.start is None:
+        report = BooksReconciler(parts.warehouse, parts.ledger, parts.thred, policy=policy).run(
+            businesses=args.business or None, as_of=args.as_of
+        )
+        print(report.to_json() if args.json else report.render_text())
+        return report.exit_code
+    window = TimeWindow(*_window(args))
+    reconciler = WindowReconciler(parts.warehouse, parts.ledger, parts.thred)
+    severities = set()
     for spec in _specs(args):
-        for measure in spec.measures:
-            try:
-                outcome = reconciler.check(spec, measure, window)
-            except ValueError:
-                continue
-            ok = ok and outcome.passed
-            flag = "PASS" if outcome.passed else "FAIL"
-            print(f"{flag} {spec.name}.{measure}: {outcome.summary}")
-            for mismatch in outcome.mismatches[:10]:
-                print(f"     {json.dumps(mismatch, default=str)}")
-    return EXIT_OK if ok else EXIT_FAILURE
+        check = reconciler.check(spec.name, window)
+        flag = "PASS" if check.passed else ("WARN" if check.severity == "WARN" else "FAIL")
+        print(f"{flag} {spec.name}: {check.summary()}")
+        for row in check.differences.head(20).to_dict("records"):
+            print(f"     {json.dumps(row, default=str)}")
+        severities.add(check.severity)
+    if "ERROR" in severities:
+        return EXIT_UNEXPLAINED
+    return EXIT_EXPLAINED_ONLY if "WARN" in severities else EXIT_EQUAL
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
@@ -315,11 +310,19 @@ def build_parser(*, sandbox_options: bool = True) -> ArgumentParser:
 
     for name, func, help_text in (
         ("sync", cmd_sync, "sync a window without Dagster"),
-        ("reconcile", cmd_reconcile, "compare the warehouse with Thred"),
+        (
+            "reconcile",
+            cmd_reconcile,
+            "compare Thred's books with the warehouse (exit 0 equal, 3 explained, 1 not)",
+        ),
     ):
         p = command(name, func, help=help_text)
         p.add_argument(
-            "--start", required=True, type=_moment, help="window start, ISO date or datetime (UTC)"
+            "--start",
+            required=name == "sync",
+            type=_moment,
+            help="window start, ISO date or datetime (UTC)"
+            + ("; reconcile: check only this window's records" if name == "reconcile" else ""),
         )
         p.add_argument("--end", type=_moment, help="window end (default: start + 1 day)")
         p.add_argument(
@@ -329,6 +332,27 @@ def build_parser(*, sandbox_options: bool = True) -> ArgumentParser:
             metavar="ENTITY",
             help=f"limit to these entities (repeatable): {', '.join(entity_names)}",
         )
+        if name == "reconcile":
+            p.add_argument(
+                "--as-of",
+                type=_moment,
+                help="books as of this moment (default: today 00:00 UTC, the end of the last "
+                "nightly window); rows changed later are reported as in flight",
+            )
+            p.add_argument(
+                "--business",
+                action="append",
+                metavar="ID",
+                help="only this warehouse business id (repeatable)",
+            )
+            p.add_argument(
+                "--error-above-cents",
+                type=int,
+                default=_env_cents(),
+                help="explained differences above this much money at stake in one business "
+                "are errors (default: THRED_RECONCILE_ERROR_ABOVE_CENTS, else never)",
+            )
+            p.add_argument("--json", action="store_true", help="print every difference as JSON")
         if name == "sync":
             p.add_argument(
                 "--full-refresh",
@@ -348,6 +372,17 @@ def build_parser(*, sandbox_options: bool = True) -> ArgumentParser:
     ddl = command("warehouse-ddl", cmd_ddl, help="print the warehouse source contract as DDL")
     ddl.add_argument("--dialect", choices=("postgresql", "sqlite"), default="postgresql")
     return parser
+
+
+def _env_cents() -> int | None:
+    value = os.environ.get("THRED_RECONCILE_ERROR_ABOVE_CENTS", "").strip()
+    if not value or value == "-1":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        _say(f"THRED_RECONCILE_ERROR_ABOVE_CENTS={value!r} is not a whole number of minor units")
+        raise SystemExit(EXIT_CONFIG) from None
 
 
 # -- errors -----------------------------------------------------------------------------------
