@@ -7,9 +7,10 @@ and tests. Nothing here imports Dagster.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Table
 
@@ -51,11 +52,52 @@ class Ref:
 
 @dataclass(frozen=True)
 class Terminal:
-    """A one-way lifecycle call (void, archive) made when ``column`` is set in the warehouse."""
+    """A one-way lifecycle call (void, archive) made when ``column`` is set in the warehouse.
+
+    The engine makes it only once no dependant of the record (a record of an entity whose
+    ``refs`` point at this one) is still waiting to be sent, so archiving a customer never
+    refuses its own same-day invoice; until then the ledger row is ``synced`` with
+    ``error_code`` ``terminal_waiting``.
+    """
 
     name: str
     column: str
     path: str  # relative to the business, with {thred_id}
+
+
+@dataclass(frozen=True)
+class WarehouseOnly:
+    """A lifecycle state the warehouse has but Thred documents no call for.
+
+    When ``column`` is set the record is synced as usual and its ledger row carries
+    ``error_code`` = ``code`` (status stays ``synced``), so reconciliation can say that Thred
+    still shows the record as it was (vendors: archived in the warehouse, active in Thred —
+    only ``unarchive`` is documented).
+    """
+
+    name: str  # "archived"
+    column: str
+    code: str
+
+
+# (our create body, one object as Thred lists it) -> True when that object could be ours. Used
+# to adopt the object after a 409 duplicate_external_id when the list does not carry external_id.
+AdoptMatch = Callable[[Mapping[str, Any], Mapping[str, Any]], bool]
+
+
+def same_refund(body: Mapping[str, Any], listed: Mapping[str, Any]) -> bool:
+    """A listed refund that could be ours: same refunded amount, allocated to our invoice.
+
+    Refunds as Thred lists them carry no external_id ([doc] 2.7: ``id, refunded_amount,
+    customer_id, customer_name, allocations[{invoice_id, ...}], refund_payments``).
+    """
+    allocations = listed.get("allocations")
+    if not isinstance(allocations, list):
+        return False
+    return listed.get("refunded_amount") == body.get("amount_cents") and any(
+        isinstance(a, Mapping) and a.get("invoice_id") == body.get("invoice_id")
+        for a in allocations
+    )
 
 
 @dataclass(frozen=True)
@@ -80,6 +122,17 @@ class EntitySpec:
     measures: tuple[str, ...] = ("count",)  # reconciliation measures (sync/reconcile.py)
     list_params: tuple[tuple[str, str], ...] = ()  # query params for counting in Thred
     listed_under: tuple[str, str] | None = None  # (parent entity, path param): nested lists
+    # Adopting an object after 409 duplicate_external_id: the create path's list is read with
+    # these params; ``external_id_filter`` when the list documents an ``external_id`` filter
+    # (then one request per lookup, else the list is read once per run and kept).
+    lookup_params: tuple[tuple[str, str], ...] = ()
+    external_id_filter: bool = False
+    adopt_match: AdoptMatch | None = None  # when the listed objects carry no external_id
+    # Entities, beyond ``refs``, whose records' state decides whether Thred accepts this one
+    # (a refund needs the invoice's payments). A record Thred refused is re-sent once when a
+    # record of an upstream entity (refs and these, transitively) of its business changes.
+    retry_after: tuple[str, ...] = ()
+    warehouse_only: WarehouseOnly | None = None
 
     @property
     def depends_on(self) -> tuple[str, ...]:
@@ -90,6 +143,11 @@ class EntitySpec:
 
     def external_id(self, source_id: str) -> str:
         return f"{self.external_prefix}-{source_id}"
+
+    @property
+    def retry_on_upstream(self) -> bool:
+        """Refused records are re-sent when an upstream record changes (entities with refs)."""
+        return bool(self.refs or self.retry_after)
 
 
 ENTITIES: tuple[EntitySpec, ...] = (
@@ -114,6 +172,9 @@ ENTITIES: tuple[EntitySpec, ...] = (
         mapper=mappers.map_customer,
         create_path="customers/",
         terminal=Terminal("archive", "archived_at", "customers/{thred_id}/archive/"),
+        # [inferred] the customers list hides archived customers unless asked (mirrors the
+        # vendors list's documented include_archived).
+        lookup_params=(("include_archived", "true"),),
         group="thred_ar",
         change_policy=ChangePolicy.DRIFT,
         blocking=True,
@@ -161,7 +222,9 @@ ENTITIES: tuple[EntitySpec, ...] = (
         table=wh.refunds,
         mapper=mappers.map_refund,
         refs=(Ref("invoices", "invoice_id"),),
+        retry_after=("invoice_payments",),  # a refund is refused above what is paid
         create_path="invoices/refunds/",
+        adopt_match=same_refund,
         group="thred_ar",
         change_policy=ChangePolicy.DRIFT,
         measures=("count", "refund_liability"),
@@ -191,6 +254,7 @@ ENTITIES: tuple[EntitySpec, ...] = (
             Ref("refund_payments", "refund_payment_id", child="items"),
         ),
         create_path="payouts/",
+        external_id_filter=True,  # [doc] partial match; the client compares exactly
         group="thred_ar",
         change_policy=ChangePolicy.UPSERT,
         measures=("count", "payout_totals"),
@@ -202,8 +266,12 @@ ENTITIES: tuple[EntitySpec, ...] = (
         table=wh.vendors,
         mapper=mappers.map_vendor,
         create_path="vendors/",
-        terminal=Terminal("archive", "archived_at", "vendors/{thred_id}/archive/"),
+        # Only unarchive is documented: an archived vendor stays active in Thred, and the
+        # ledger says so (error_code archived_in_warehouse_only on a synced row).
+        warehouse_only=WarehouseOnly("archived", "archived_at", "archived_in_warehouse_only"),
         list_params=(("include_archived", "true"),),
+        lookup_params=(("include_archived", "true"),),
+        external_id_filter=True,
         group="thred_ap",
         change_policy=ChangePolicy.DRIFT,
         blocking=True,
@@ -268,13 +336,34 @@ def get(name: str) -> EntitySpec:
         raise KeyError(f"unknown entity {name!r}; known: {', '.join(BY_NAME)}") from None
 
 
+def dependants(name: str) -> list[tuple[EntitySpec, Ref]]:
+    """Every (entity, reference) whose ``refs`` point at entity ``name``."""
+    return [(spec, ref) for spec in ENTITIES for ref in spec.refs if ref.entity == name]
+
+
+def upstream(name: str) -> frozenset[str]:
+    """Entities whose records' state can decide whether Thred accepts a record of ``name``:
+    its parents and ``retry_after``, transitively (``businesses`` included)."""
+    found: set[str] = set()
+    pending = [name]
+    while pending:
+        spec = get(pending.pop())
+        for parent in (*spec.depends_on, *spec.retry_after):
+            if parent not in found:
+                found.add(parent)
+                pending.append(parent)
+    found.discard(name)
+    return frozenset(found)
+
+
 def sync_order(specs: Iterable[EntitySpec] = ENTITIES) -> list[EntitySpec]:
     """Topological order of the registry (parents first), stable in declaration order."""
     pending = list(specs)
     done: set[str] = set()
     ordered: list[EntitySpec] = []
     while pending:
-        ready = [s for s in pending if all(d in done for d in s.depends_on)]
+        # retry_after orders too (a refund after the payments it needs) without being a ref.
+        ready = [s for s in pending if all(d in done for d in (*s.depends_on, *s.retry_after))]
         if not ready:
             raise ValueError(f"dependency cycle among {[s.name for s in pending]}")
         for spec in ready:
