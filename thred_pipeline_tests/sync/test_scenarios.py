@@ -451,6 +451,18 @@ def test_an_inactive_business_is_never_sent(tmp_path: Path) -> None:
         assert len([s for s in scopes if not s.startswith("partner:")]) == 1
         assert env.all_synced() == {}
         env.assert_books_equal()
+
+        # The active one turns inactive: its changes are no longer sent; Thred keeps what it has.
+        active = data["businesses"][0]["id"]
+        objects = env.counts()
+        at = day_window(1).start + timedelta(hours=1)
+        env.edit("businesses", active, is_active=False, updated_at=at)
+        invoice = next(i["id"] for i in data["invoices"] if i["business_id"] == active)
+        env.edit("invoices", invoice, memo="changed after the business left", updated_at=at)
+        after = sync_all(env, day_window(1))
+        assert sum(r.api_writes for r in after.values()) == 0
+        assert env.counts() == objects
+        assert row(env, "invoices", invoice).status is Status.SYNCED
     finally:
         env.close()
 
