@@ -23,6 +23,7 @@ from thred_pipeline.checks import (
     check_result,
     window_check_spec,
 )
+from thred_pipeline.config import SettingsError
 from thred_pipeline.entities import EntitySpec, sync_order
 from thred_pipeline.partitions import daily_partitions
 from thred_pipeline.resources import (
@@ -60,7 +61,7 @@ def _failures(what: str) -> Iterator[None]:
     """Map errors to Dagster's retry semantics: transient ones retry, the rest fail at once."""
     try:
         yield
-    except ThredConfigError as exc:  # wrong credentials or base URL: one clear line
+    except (ThredConfigError, SettingsError) as exc:  # a setting to fix: one clear line
         raise dg.Failure(description=f"configuration error: {exc}", allow_retries=False) from None
     except TRANSIENT as exc:
         raise UncertainOutcomes(f"{what}: transient failure, will retry: {exc}") from None

@@ -9,11 +9,11 @@ from typing import Any
 import dagster as dg
 from pydantic import PrivateAttr, SecretStr
 
+from thred_pipeline import config
 from thred_pipeline.reconcile import BooksReconciler, SeverityPolicy, WindowReconciler
 from thred_pipeline.sync.engine import SyncEngine, SyncOptions
 from thred_pipeline.sync.ledger import SyncLedger
 from thred_pipeline.thred.settings import ThredSettings
-from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline.warehouse.extract import Warehouse
 
 
@@ -25,7 +25,7 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
 
     def warehouse(self) -> Warehouse:
         if self._warehouse is None:
-            self._warehouse = Warehouse(create_warehouse_engine(self.url))
+            self._warehouse = config.open_warehouse(self.url)
         return self._warehouse
 
 
@@ -37,7 +37,7 @@ class LedgerResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
 
     def ledger(self) -> SyncLedger:
         if self._ledger is None:
-            self._ledger = SyncLedger.from_url(self.url)
+            self._ledger = config.open_ledger(self.url)
         return self._ledger
 
 

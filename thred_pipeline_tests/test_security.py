@@ -37,6 +37,7 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy import event, text
 
 from thred_pipeline import entities
+from thred_pipeline.reconcile import BooksReconciler
 from thred_pipeline.resources import ThredResource
 from thred_pipeline.sandbox import RunningSandbox, SandboxConfig, create_app, start_sandbox
 from thred_pipeline.sandbox import auth as sandbox_auth
@@ -44,10 +45,9 @@ from thred_pipeline.sandbox import routes as sandbox_routes
 from thred_pipeline.sandbox.errors import ApiError
 from thred_pipeline.sync.engine import SyncEngine, SyncOptions
 from thred_pipeline.sync.ledger import SyncLedger
-from thred_pipeline.sync.reconcile import Reconciler
 from thred_pipeline.sync.records import Status, TimeWindow
 from thred_pipeline.thred.client import ThredClient
-from thred_pipeline.thred.errors import ThredError
+from thred_pipeline.thred.errors import ThredConfigError
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline.warehouse.extract import Warehouse
@@ -375,16 +375,17 @@ def test_a_refused_business_does_not_stop_the_checks_of_the_others(
     for spec in entities.sync_order()[:2]:  # businesses, customers
         engine.sync_entity(spec, window)
     spy.misdirect["business-biz-02"] = "business-biz-01"
-    customers = entities.get("customers")
-    outcomes = Reconciler(Warehouse(wh), ledger, settings).check_all(customers, window)
-    # biz-02 is reported as not readable, not raised; biz-01 is still reconciled.
-    assert {o.measure for o in outcomes} == {"count", "customer_balance"}
-    for outcome in outcomes:
-        assert set(outcome.details["businesses_not_readable"]) == {"biz-02"}, outcome.details
-        assert "403" in outcome.details["businesses_not_readable"]["biz-02"]
-        assert outcome.passed, outcome.summary
-    count = next(o for o in outcomes if o.measure == "count")
-    assert count.metrics["expected_count"] == SEED.customers  # biz-01's customers, all compared
+    report = BooksReconciler(Warehouse(wh), ledger, settings).run(as_of=SEED.window_end)
+    # biz-02 is reported as not read (the check cannot pass), not raised; biz-01 is compared.
+    customers = next(c for c in report.checks if c.name == "customers")
+    assert set(customers.not_read) == {"biz-02"}
+    assert "403" in customers.not_read["biz-02"]
+    assert not customers.passed and customers.severity == "ERROR"
+    assert customers.differences.empty, customers.differences  # biz-01: equal
+    assert customers.metrics["thred_records"] == SEED.customers  # biz-01's, all read
+    businesses = next(c for c in report.checks if c.name == "businesses")
+    assert businesses.passed, businesses.summary()  # the partner's list was read: both there
+    assert report.verdict == "FAIL"
 
 
 def test_a_refused_business_keeps_the_statuses_of_records_it_did_not_need(
@@ -644,7 +645,7 @@ def test_tls_is_verified_and_turning_it_off_is_explicit_and_logged(
     base = {"base_url": tls_sandbox, "partner_id": PARTNER, "api_key": SecretStr(API_KEY)}
     verified = ThredSettings(**base, max_attempts=1)
     assert verified.verify_tls
-    with pytest.raises(ThredError) as refused:
+    with pytest.raises(ThredConfigError) as refused:
         _get_businesses(verified)
     assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value)  # the credentials never left
 

@@ -154,13 +154,18 @@ def _finish(
     policy: SeverityPolicy,
     metrics: Mapping[str, int | float],
     not_read: Mapping[str, str],
+    not_read_severity: str = "ERROR",
 ) -> CheckReport:
+    """A check's report; a business Thred would not show makes it fail, never pass."""
     differences = differences_frame(rows)
     report = CheckReport(
         name, entity, description, differences, dict(metrics), None, dict(not_read)
     )
     if not report.passed:
-        report.severity = "ERROR" if not_read else policy.severity(differences)
+        severity = policy.severity(differences)
+        if not_read and severity != "ERROR":
+            severity = not_read_severity
+        report.severity = severity
     report.metrics.update(_difference_metrics(differences))
     report.metrics["businesses_not_read"] = len(not_read)
     return report
@@ -243,6 +248,7 @@ class WindowReconciler(_Base):
         thred = thred_frame(entity, pairs, context.refs)
         if entity == "businesses":
             thred = thred[thred["source_id"].isin(set(expected["source_id"]))]
+        expected = expected[~expected["business_id"].isin(not_read)]  # not compared, not missing
         comparison = RecordComparison(
             RULES[entity], expected, thred, context.rows[entity], pd.Timestamp(end), "window"
         )
@@ -256,7 +262,11 @@ class WindowReconciler(_Base):
             f"{len(expected)} {RULES[entity].label} records changed "
             f"{window.start:%Y-%m-%d %H:%M}..{window.end:%Y-%m-%d %H:%M}"
         )
-        check = _finish("window", entity, description, rows, WINDOW_POLICY, metrics, not_read)
+        # A business Thred refuses is paused by the engine alone (its records wait): WARN, so
+        # the blocking check does not stop the other businesses' dependants.
+        check = _finish(
+            "window", entity, description, rows, WINDOW_POLICY, metrics, not_read, "WARN"
+        )
         _note_warehouse_only(check, comparison.warehouse_only)
         return check
 
@@ -314,6 +324,9 @@ class BooksReconciler(_Base):
                     for entity in ENTITY_ORDER:
                         items[entity] = [p for p in items[entity] if p[0] != business_id]
             requests = int(client.stats.requests)
+        frames = {
+            e: f[~f["business_id"].isin(not_read)].reset_index(drop=True) for e, f in frames.items()
+        }  # a business Thred would not show is not compared (each check says so), not missing
         checks: list[CheckReport] = []
         record_rows: list[dict[str, Any]] = []
         inactive = books.businesses()
