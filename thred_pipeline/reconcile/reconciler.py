@@ -324,9 +324,12 @@ class BooksReconciler(_Base):
                     for entity in ENTITY_ORDER:
                         items[entity] = [p for p in items[entity] if p[0] != business_id]
             requests = int(client.stats.requests)
+        # A business Thred would not show is not compared (each check says so), not missing;
+        # the partner's business list itself was read.
         frames = {
-            e: f[~f["business_id"].isin(not_read)].reset_index(drop=True) for e, f in frames.items()
-        }  # a business Thred would not show is not compared (each check says so), not missing
+            e: f if e == "businesses" else f[~f["business_id"].isin(not_read)]
+            for e, f in frames.items()
+        }
         checks: list[CheckReport] = []
         record_rows: list[dict[str, Any]] = []
         inactive = books.businesses()
