@@ -320,8 +320,8 @@ class BooksReconciler(_Base):
                     business_id,
                     self._read_business(reader, business_id, thred_business, items, aging),
                 )
-                if done is None:
-                    for entity in ENTITY_ORDER:
+                if done is None:  # drop what was read of it before Thred refused
+                    for entity in ENTITY_ORDER[1:]:
                         items[entity] = [p for p in items[entity] if p[0] != business_id]
             requests = int(client.stats.requests)
         # A business Thred would not show is not compared (each check says so), not missing;
