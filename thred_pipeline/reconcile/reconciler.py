@@ -32,7 +32,9 @@ from thred_pipeline.reconcile.compare import (
     parties_of,
     with_parties,
 )
+from thred_pipeline.reconcile.explain import TERMINAL_WAITING, explain
 from thred_pipeline.reconcile.findings import (
+    Cause,
     CheckReport,
     SeverityPolicy,
     differences_frame,
@@ -40,7 +42,7 @@ from thred_pipeline.reconcile.findings import (
 from thred_pipeline.reconcile.report import BooksReport
 from thred_pipeline.reconcile.warehouse_side import WarehouseBooks
 from thred_pipeline.sync.ledger import LedgerRow, SyncLedger
-from thred_pipeline.sync.records import TimeWindow
+from thred_pipeline.sync.records import Status, TimeWindow
 from thred_pipeline.thred.client import ThredClient
 from thred_pipeline.thred.errors import ThredAuthError
 from thred_pipeline.thred.settings import ThredSettings
@@ -362,7 +364,9 @@ class BooksReconciler(_Base):
         )
         for side in (AR, AP):
             checks.append(
-                self._balances(side, frames, items, aging, context, record_differences, not_read)
+                self._balances(
+                    side, frames, items, aging, context, record_differences, not_read, when
+                )
             )
         extra = {"thred_reads": requests, "duration_s": round(time.monotonic() - started, 3)}
         return BooksReport(checks=checks, as_of=when.to_pydatetime(), extra=extra)
@@ -410,6 +414,7 @@ class BooksReconciler(_Base):
         context: _Context,
         record_differences: pd.DataFrame,
         not_read: Mapping[str, str],
+        when: pd.Timestamp,
     ) -> CheckReport:
         """Open balance per party: the party list (customers) and the aging report."""
         tables = {
@@ -458,7 +463,9 @@ class BooksReconciler(_Base):
             parties,
             thred_values,
             aging_totals,
-            record_differences,
+            pd.concat(
+                [record_differences, _unsettled(side, frames, context, when)], ignore_index=True
+            ),
             f"{side.name}_balances",
         )
         metrics = {
@@ -475,6 +482,44 @@ class BooksReconciler(_Base):
             metrics,
             dict(not_read),
         )
+
+
+def _unsettled(
+    side: Side, frames: Mapping[str, pd.DataFrame], context: _Context, when: pd.Timestamp
+) -> pd.DataFrame:
+    """A party's documents and settlements the ledger does not show as synced at their current
+    version: they explain a balance difference even when their own documented fields match
+    (e.g. an invoice update whose outcome is uncertain changes only the total)."""
+    rows = []
+    for entity in (side.document, *side.settlements):
+        frame = frames[entity]
+        ledger = context.rows[entity]
+        for source_id, business_id, party, version in frame[
+            ["source_id", "business_id", side.party_column, "version"]
+        ].itertuples(index=False):
+            row = ledger.get(source_id)
+            settled = (
+                row is not None
+                and row.status is Status.SYNCED
+                and row.error_code != TERMINAL_WAITING
+                and explain(row, version, when)[0] is Cause.UNEXPLAINED
+            )
+            if settled:
+                continue
+            cause, why = explain(row, version, when)
+            rows.append(
+                {
+                    "entity": entity,
+                    "business_id": business_id,
+                    "source_id": source_id,
+                    "party_id": str(party),
+                    "cause": cause.value,
+                    "explanation": why,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["entity", "business_id", "source_id", "party_id", "cause", "explanation"]
+    )
 
 
 def _compare_businesses(

@@ -419,8 +419,10 @@ def test_uncertain_updates_are_resent(synced: SyncEnv) -> None:
         row = synced.ledger.get("invoices", invoice)
         assert row is not None and row.status is Status.UNKNOWN and row.error_code == "uncertain"
     in_flight = synced.books()  # Thred lacks a change (cus-01-0004's balance): said so
-    assert in_flight.verdict == "FAIL"
-    assert "cus-01-0004" in set(in_flight.differences["source_id"])
+    assert in_flight.verdict == "WARN"  # explained: the update's outcome is uncertain
+    customer = in_flight.differences[in_flight.differences["source_id"] == "cus-01-0004"]
+    assert not customer.empty and set(customer["cause"]) == {"in flight"}
+    assert UNPAID_INVOICE in " ".join(customer["explanation"])
 
     second = synced.sync("invoices", day_window(4))  # re-sent first, whatever the window
     assert dict(second.counts) == {"updated": 2}
