@@ -1,4 +1,4 @@
-"""Running the real push assets in tests: fast retry delays, resources, and what a run said.
+"""Running the real assets in tests: fast retry delays, resources, and what a run said.
 
 The assets are rebuilt by the production factory (``assets.build_push_asset``) with the same
 RetryPolicy shape (3 retries, exponential, jitter) but sub-second delays, so a test exercises
@@ -19,7 +19,13 @@ from pydantic import SecretStr
 
 from thred_pipeline import assets
 from thred_pipeline.entities import sync_order
-from thred_pipeline.resources import LedgerResource, SyncResource, ThredResource, WarehouseResource
+from thred_pipeline.resources import (
+    LedgerResource,
+    ReconcileResource,
+    SyncResource,
+    ThredResource,
+    WarehouseResource,
+)
 from thred_pipeline.thred.settings import ThredSettings
 
 FAST_RETRY = dg.RetryPolicy(
@@ -67,7 +73,24 @@ def resources(
         "ledger": LedgerResource(url=ledger_url),
         "thred": thred,
         "sync": SyncResource(lookback_hours=lookback_hours),
+        "reconcile": ReconcileResource(),  # the books asset's severity policy (the default)
     }
+
+
+@dataclass(frozen=True)
+class CheckSeen:
+    """One asset check evaluation of a run, with the differences its table metadata lists."""
+
+    asset: str
+    name: str
+    passed: bool
+    severity: str  # "ERROR" / "WARN" (Dagster's severity; meaningful when not passed)
+    description: str
+    differences: tuple[dict[str, Any], ...]
+
+    @property
+    def failed_error(self) -> bool:
+        return not self.passed and self.severity == "ERROR"
 
 
 @dataclass
@@ -79,9 +102,17 @@ class RunSummary:
     outcomes: Counter[str] = field(default_factory=Counter)
     retried_steps: int = 0
     failed_steps: list[str] = field(default_factory=list)
-    checks_failed: list[str] = field(default_factory=list)
+    checks_failed: list[str] = field(default_factory=list)  # failed with severity ERROR
     checks_passed: int = 0
-    warnings_failed: list[str] = field(default_factory=list)
+    warnings_failed: list[str] = field(default_factory=list)  # failed with severity WARN
+    checks: list[CheckSeen] = field(default_factory=list)
+
+
+def _differences(metadata: Any) -> tuple[dict[str, Any], ...]:
+    table = metadata.get("differences")
+    if not isinstance(table, dg.TableMetadataValue):
+        return ()
+    return tuple(dict(record.data) for record in table.records)
 
 
 def summarize(partition: str, result: dg.ExecuteInProcessResult) -> RunSummary:
@@ -98,6 +129,17 @@ def summarize(partition: str, result: dg.ExecuteInProcessResult) -> RunSummary:
                 out.outcomes[key] += int(metadata[key].value)  # type: ignore[arg-type]
     for evaluation in result.get_asset_check_evaluations():
         name = f"{evaluation.asset_key.path[-1]}.{evaluation.check_name}: {evaluation.description}"
+        severity = "WARN" if evaluation.severity == dg.AssetCheckSeverity.WARN else "ERROR"
+        out.checks.append(
+            CheckSeen(
+                asset=evaluation.asset_key.path[-1],
+                name=evaluation.check_name,
+                passed=evaluation.passed,
+                severity=severity,
+                description=evaluation.description or "",
+                differences=_differences(evaluation.metadata),
+            )
+        )
         if evaluation.passed:
             out.checks_passed += 1
         elif evaluation.severity == dg.AssetCheckSeverity.WARN:
@@ -108,10 +150,14 @@ def summarize(partition: str, result: dg.ExecuteInProcessResult) -> RunSummary:
 
 
 class CountingHandler(logging.Handler):
-    """Counts the client's retry and give-up log lines (its stats die with each client)."""
+    """Counts the client's retry and give-up log lines (its stats die with each client).
+
+    They are WARNING lines; the logger is not lowered further, so the per-request DEBUG lines
+    are neither built nor captured (that costs CPU a loaded machine does not have).
+    """
 
     def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
+        super().__init__(logging.WARNING)
         self.counts: Counter[str] = Counter()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -132,7 +178,7 @@ def counting_client_logs() -> Iterator[CountingHandler]:
     logger = logging.getLogger("thred_pipeline.thred")
     previous = logger.level
     logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
+    logger.setLevel(logging.WARNING)
     try:
         yield handler
     finally:

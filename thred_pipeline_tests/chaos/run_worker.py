@@ -48,6 +48,16 @@ def main(partitions: list[str]) -> int:
             "partition": partition,
             "success": summary.success,
             "checks_failed": summary.checks_failed,
+            "warnings_failed": summary.warnings_failed,
+            "window_differences": [
+                {
+                    k: d.get(k)
+                    for k in ("entity", "source_id", "kind", "field", "cause", "explanation")
+                }
+                for c in summary.checks
+                if not c.passed
+                for d in c.differences
+            ],
             "outcomes": dict(summary.outcomes),
         }
         print(json.dumps(line), flush=True)

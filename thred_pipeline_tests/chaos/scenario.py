@@ -48,6 +48,7 @@ class BadRow:
     status: Status
     field: str
     what: str
+    waits_for: str | None = None  # a waiting row's reason names the missing parent instead
 
     @property
     def key(self) -> Key:
@@ -123,7 +124,12 @@ def plant_bad_rows(engine: Engine) -> list[BadRow]:
         BadRow("refunds", refund, Status.REJECTED, "amount_cents", "refund over the payment"),
         BadRow("bill_payments", bill_payment, Status.REJECTED, "check_number", "check, no number"),
         BadRow(
-            "invoice_payments", payment, Status.DEFERRED, "invoice_id", "allocation, no invoice"
+            "invoice_payments",
+            payment,
+            Status.DEFERRED,
+            "invoice_id",
+            "allocation, no invoice",
+            waits_for="inv-chaos-missing",
         ),
     ]
 
@@ -139,7 +145,7 @@ def build_warehouse(path: Path) -> tuple[str, list[BadRow]]:
 
 
 def check_bad_rows(ledger: SyncLedger, bad: list[BadRow]) -> None:
-    """Every bad row is quarantined (or waiting) with a reason that names it and the field."""
+    """Every bad row is quarantined (or waiting) with a reason naming the record and the field."""
     for row in bad:
         found = ledger.get(row.entity, row.source_id)
         assert found is not None, row
@@ -147,4 +153,6 @@ def check_bad_rows(ledger: SyncLedger, bad: list[BadRow]) -> None:
         assert found.error_code and found.error_message, row
         named = " ".join([found.error_message, *(found.error_details or {})])
         assert row.field in named, (row, found.error_message, found.error_details)
+        # A quarantined row's reason names the record; a waiting row's names what it waits for.
+        assert (row.waits_for or row.source_id) in found.error_message, (row, found.error_message)
         assert found.external_id == entities.get(row.entity).external_id(row.source_id)

@@ -1,63 +1,65 @@
-"""The chaos suite: the real Dagster job against the sandbox with every fault on, and SIGKILLs.
+"""The chaos suite: the real Dagster assets against the sandbox with every fault on, and SIGKILLs.
 
 Both scenarios sync the same seeded two-business warehouse with five bad rows planted in it
-(``scenario.py``), partition by partition as a backfill does, and then assert the promise of
-issue 4: Thred holds exactly one object per external_id, every good record is there (ledger
-``synced``), every bad row is quarantined with a reason, whatever depends on a bad row waits,
-nothing is lost, and every reconciliation check passes.
+(``scenario.py``), partition by partition as a backfill does, and then assert outcomes only
+(``outcomes.py``): no duplicate, none lost, every bad row quarantined with a reason naming the
+record and the field and its dependants waiting, and the books equal — ``BooksReconciler``
+reports exactly the planted rows and their dependants, each explained, nothing unexplained.
+The Dagster runs of the final clean pass succeed, with no ERROR window check, and the books
+asset's checks fail only as WARN, for exactly the checks the reconciler names.
 
-Each test prints its figures (``CHAOS FIGURES``); docs/reliability.md quotes a run of them.
-Run with ``pytest -m chaos -s thred_pipeline_tests/chaos`` to see them.
+Nothing asserts how many faults fired, how many retries happened or how long anything took:
+those depend on timing (a loaded 2-core machine fires fewer 429s and more hangs). They are
+printed (``CHAOS FIGURES``; run with ``pytest -m chaos -s thred_pipeline_tests/chaos``) and
+docs/reliability.md quotes a run of them.
+
+The fault scenario runs in both documented readings of a repeated external_id: ``replay`` (200
+with the stored object, the create pages) and ``conflict`` (409 ``duplicate_external_id``, the
+error guide). Commit-then-drop faults make the engine re-send creates Thred already stored; in
+the conflict reading it must find and adopt them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import random
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import httpx
 import pytest
-from pydantic import SecretStr
 
-from thred_pipeline import entities
+from thred_pipeline.assets import AS_OF_TAG, books
+from thred_pipeline.checks import QUARANTINE_CHECK, WINDOW_CHECK
 from thred_pipeline.sandbox import SandboxConfig, start_sandbox
+from thred_pipeline.sandbox.config import DuplicateExternalId
 from thred_pipeline.sync.ledger import SyncLedger
-from thred_pipeline.sync.reconcile import Reconciler
-from thred_pipeline.sync.records import Status, TimeWindow
-from thred_pipeline.thred.settings import ThredSettings
-from thred_pipeline.warehouse.db import create_warehouse_engine
-from thred_pipeline.warehouse.extract import Warehouse
+from thred_pipeline.sync.records import Status
 from thred_pipeline_tests.chaos.dagster_runs import (
+    RunSummary,
     TunedThredResource,
     counting_client_logs,
     fast_retry_assets,
     resources,
     summarize,
 )
-from thred_pipeline_tests.chaos.scenario import (
-    CHAOS_SEED,
-    PARTITIONS,
-    BadRow,
-    build_warehouse,
-    check_bad_rows,
-)
+from thred_pipeline_tests.chaos.outcomes import Outcome, assert_outcomes
+from thred_pipeline_tests.chaos.scenario import CHAOS_SEED, PARTITIONS, build_warehouse
 from thred_pipeline_tests.chaos.world import (
     API_KEY,
     PARTNER_ID,
-    Audit,
     Outages,
     TokenRevoker,
-    audit,
     sandbox_faults,
     sandbox_stats,
 )
@@ -65,6 +67,8 @@ from thred_pipeline_tests.chaos.world import (
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
+# Generous: a scenario takes 1-3 minutes on a shared 2-core machine; the limit only stops a hang.
+SCENARIO_TIMEOUT_S = 1500
 
 # All faults at once. 429s come from a per-business token bucket, so their share depends on
 # the request rate; the other fractions are per request (drops: per write).
@@ -92,55 +96,27 @@ CLIENT: dict[str, Any] = {
 }
 TOKEN_REVOCATION_EVERY_S = 5.0
 OUTAGE_EVERY_S, OUTAGE_S = 20.0, 2.0  # a total outage (every request 503) now and then
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 def _thred(url: str) -> TunedThredResource:
     return TunedThredResource(base_url=url, partner_id=PARTNER_ID, api_key=API_KEY, **CLIENT)
 
 
-def _reconcile_everything(warehouse_url: str, ledger: SyncLedger, url: str) -> list[str]:
-    """Every check of every entity for the last partition, independently of Dagster."""
-    engine = create_warehouse_engine(warehouse_url)
-    settings = ThredSettings(base_url=url, partner_id=PARTNER_ID, api_key=SecretStr(API_KEY))
-    window = TimeWindow(CHAOS_SEED.window_end - timedelta(days=1), CHAOS_SEED.window_end)
-    failed: list[str] = []
-    try:
-        reconciler = Reconciler(Warehouse(engine), ledger, settings)
-        for spec in entities.sync_order():
-            for outcome in reconciler.check_all(spec, window):
-                if not outcome.passed:
-                    failed.append(f"{spec.name}.{outcome.measure}: {outcome.summary}")
-    finally:
-        engine.dispose()
-    return failed
-
-
-def _final_audit(warehouse_url: str, ledger: SyncLedger, url: str, bad: list[BadRow]) -> Audit:
-    engine = create_warehouse_engine(warehouse_url)
-    try:
-        report = audit(engine, ledger, url, {b.key: b.status for b in bad})
-    finally:
-        engine.dispose()
-    report.assert_ok()
-    check_bad_rows(ledger, bad)
-    assert report.duplicates == 0 and not report.lost
-    return report
-
-
 def _print_figures(capsys: pytest.CaptureFixture[str], title: str, figures: dict[str, Any]) -> None:
     with capsys.disabled():
         print(f"\n=== CHAOS FIGURES: {title} ===")
         for key, value in figures.items():
-            print(f"{key:28s} {json.dumps(value, sort_keys=True)}")
+            print(f"{key:30s} {json.dumps(value, sort_keys=True, default=str)}")
 
 
-def _replays(stats: dict[str, Any]) -> int:
-    """Creates Thred answered 200 (it already held the external_id / Idempotency-Key)."""
+def _creates(stats: dict[str, Any], status: int) -> int:
+    """Creates (POSTs other than tokens, voids and archives) Thred answered with ``status``."""
     return sum(
         row["count"]
         for row in stats["requests"]
         if row["method"] == "POST"
-        and row["status"] == 200
+        and row["status"] == status
         and not any(part in row["route"] for part in ("oauth2", "/void/", "/archive/"))
     )
 
@@ -152,8 +128,68 @@ def _statuses(stats: dict[str, Any]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def _contract(url: str) -> dict[str, Any]:
+    """The contract readings the running sandbox is in (``GET /_sandbox/faults``)."""
+    response = httpx.get(f"{url}/_sandbox/faults", timeout=30)
+    response.raise_for_status()
+    contract: dict[str, Any] = response.json()["contract"]
+    return contract
+
+
+def _window_checks(runs: list[RunSummary]) -> list[Any]:
+    return [c for run in runs for c in run.checks if c.name == WINDOW_CHECK]
+
+
+def _check_last_windows(differences: list[dict[str, Any]], outcome: Outcome) -> None:
+    """The last partition's window checks list only the held-back records.
+
+    Earlier partitions of a backfill may list more, as WARN: a record whose parent's only
+    version lies in a later window waits for it (and is retried when it lands).
+    """
+    listed = {(str(d.get("entity")), str(d.get("source_id"))) for d in differences}
+    assert listed <= set(outcome.held_back), [
+        d for d in differences if (d.get("entity"), d.get("source_id")) not in outcome.held_back
+    ]
+
+
+def _check_final_runs(clean: list[RunSummary], outcome: Outcome) -> None:
+    """The final pass's runs succeed with no ERROR check; the last lists only held-back rows."""
+    for summary in clean:
+        assert summary.success, summary
+        assert summary.checks_failed == [], summary.checks_failed
+    errors = [c for c in _window_checks(clean) if c.failed_error]
+    assert errors == [], errors
+    last = [c for c in _window_checks(clean[-1:]) if not c.passed]
+    _check_last_windows([d for c in last for d in c.differences], outcome)
+
+
+def _check_books_asset(summary: RunSummary, outcome: Outcome) -> None:
+    """The Dagster books asset agrees with the reconciler: WARN checks only, the same ones."""
+    assert summary.success, summary
+    assert summary.checks_failed == [], summary.checks_failed
+    failing = {c.name for c in summary.checks if not c.passed}
+    expected = {c.name for c in outcome.books.checks if not c.passed}
+    if outcome.held_back:
+        expected.add(QUARANTINE_CHECK)
+    assert failing == expected, (failing, expected)
+
+
+def _books_run(res: dict[str, Any], instance: dg.DagsterInstance | None) -> RunSummary:
+    result = dg.materialize(
+        [books],
+        resources=res,
+        instance=instance,
+        run_config=QUIET,
+        raise_on_error=False,
+        tags={AS_OF_TAG: CHAOS_SEED.window_end.isoformat()},
+    )
+    return summarize("books", result)
+
+
+@pytest.mark.timeout(SCENARIO_TIMEOUT_S)
+@pytest.mark.parametrize("reading", ["replay", "conflict"])
 def test_every_fault_at_once_then_one_clean_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    reading: DuplicateExternalId, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     warehouse_url, bad = build_warehouse(tmp_path / "warehouse.db")
     ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
@@ -161,21 +197,20 @@ def test_every_fault_at_once_then_one_clean_run(
     (tmp_path / "dagster").mkdir()
     started = time.monotonic()
     with (
-        start_sandbox(SandboxConfig()) as sandbox,
+        start_sandbox(SandboxConfig(duplicate_external_id=reading)) as sandbox,
         dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance,
         counting_client_logs() as client_logs,
     ):
         url = sandbox.url
         res = resources(warehouse_url, ledger_url, _thred(url), lookback_hours=2.0)
-        quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
-        def run(partition: str) -> Any:
+        def run(partition: str) -> RunSummary:
             result = dg.materialize(
                 push,
                 partition_key=partition,
                 resources=res,
                 instance=instance,
-                run_config=quiet,
+                run_config=QUIET,
                 raise_on_error=False,
             )
             return summarize(partition, result)
@@ -190,40 +225,38 @@ def test_every_fault_at_once_then_one_clean_run(
         chaos_stats = sandbox_stats(url)
         faulty_s = time.monotonic() - started
 
-        # Pass 2: faults off; the partitions that failed (and the next nightly run) once more.
+        # Pass 2: faults off (the reading stays); the partitions that failed or had an ERROR
+        # check, and the next nightly run (the last partition), once more.
         sandbox_faults(url)
+        assert _contract(url)["duplicate_external_id"] == reading
         again = [s.partition for s in faulty if not s.success or s.checks_failed]
         if PARTITIONS[-1] not in again:
             again.append(PARTITIONS[-1])
         clean = [run(p) for p in again]
+        books_run = _books_run(res, instance)
         elapsed = time.monotonic() - started
 
-        for summary in clean:
-            assert summary.success, summary
-            assert summary.checks_failed == [], summary.checks_failed
         ledger = SyncLedger.from_url(ledger_url)
-        report = _final_audit(warehouse_url, ledger, url, bad)
-        assert _reconcile_everything(warehouse_url, ledger, url) == []
-        warned = {w.split(".", 1)[0] for s in clean for w in s.warnings_failed}
-        assert {"customers", "invoices", "refunds", "bill_payments"} <= warned
+        outcome = assert_outcomes(warehouse_url, ledger, url, bad)
+        _check_final_runs(clean, outcome)
+        _check_books_asset(books_run, outcome)
         final_stats = sandbox_stats(url)
+        ledger.engine.dispose()
 
-    faults = chaos_stats["faults"]
-    injected = {k: v for k, v in sorted(faults.items()) if k != "latency"}
-    assert injected.get("429", 0) and injected.get("drop_after_commit", 0), injected
-    assert injected.get("hang", 0) and sum(injected.get(k, 0) for k in ("500", "502", "503"))
-    assert client_logs.counts["retries"] > 0
+    faulty_windows = _window_checks(faulty)
     figures = {
-        "warehouse records": report.records,
-        "good records (synced)": report.ledger["synced"],
+        "duplicate external_id reading": reading,
+        "warehouse records": outcome.audit.records,
+        "good records (synced)": outcome.audit.ledger["synced"],
         "bad rows planted": len(bad),
-        "waiting on a bad row": report.expected["deferred"] - 1,
-        "ledger statuses": dict(report.ledger),
+        "waiting on a bad row": len(outcome.held_back) - len(bad),
+        "ledger statuses": dict(outcome.audit.ledger),
         "requests (faulty pass)": chaos_stats["requests_total"],
         "requests (total)": final_stats["requests_total"],
-        "faults injected": injected,
-        "responses by status": _statuses(chaos_stats),
-        "replayed creates (200)": _replays(final_stats),
+        "faults injected": {k: v for k, v in sorted(chaos_stats["faults"].items())},
+        "responses by status": _statuses(final_stats),
+        "creates answered 200 (replay)": _creates(final_stats, 200),
+        "creates answered 409": _creates(final_stats, 409),
         "token revocations": revoker.revocations,
         "outages (all 503)": f"{outages.outages} x {OUTAGE_S:g} s",
         "client retries": client_logs.counts["retries"],
@@ -231,56 +264,102 @@ def test_every_fault_at_once_then_one_clean_run(
         "token renewals after 401": client_logs.counts["token_renewals"],
         "dagster step retries": sum(s.retried_steps for s in faulty),
         "partitions failed (faulty)": [s.partition for s in faulty if not s.success],
+        "window checks WARN (faulty)": sum(
+            not c.passed and not c.failed_error for c in faulty_windows
+        ),
+        "window checks ERROR (faulty)": sum(c.failed_error for c in faulty_windows),
         "partitions re-run (clean)": again,
-        "duplicates": report.duplicates,
-        "lost": len(report.lost),
+        "window checks WARN (clean)": sum(not c.passed for c in _window_checks(clean)),
+        "books verdict": outcome.books.verdict,
+        "books differences": len(outcome.differences),
+        "books differing records": len(outcome.held_back),
+        "books checks failing (WARN)": sorted(c.name for c in books_run.checks if not c.passed),
+        "money at stake (explained)": outcome.books.money_at_stake(),
+        "duplicates": outcome.audit.duplicates,
+        "lost": len(outcome.audit.lost),
         "faulty pass seconds": round(faulty_s, 1),
         "total seconds": round(elapsed, 1),
     }
-    _print_figures(capsys, "all faults at once", figures)
+    _print_figures(capsys, f"all faults at once ({reading})", figures)
 
 
 # --- SIGKILL ---------------------------------------------------------------------------------
 
 KILLS = 6
 KILL_RNG_SEED = 4242
+SIGKILL_READING: DuplicateExternalId = "conflict"
+READY_TIMEOUT_S = 300  # importing Dagster on a loaded machine can take a while
+FINISH_TIMEOUT_S = 900
 
 
-def _worker(env: dict[str, str], partitions: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "thred_pipeline_tests.chaos.run_worker", *partitions],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+class Worker:
+    """``run_worker`` in a subprocess; its stdout lines are collected by a reader thread."""
+
+    def __init__(self, env: dict[str, str], partitions: list[str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "thred_pipeline_tests.chaos.run_worker", *partitions],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_ready(self) -> None:
+        line = self.lines.get(timeout=READY_TIMEOUT_S)
+        assert line is not None and line.strip() == "ready", line
+
+    def results(self) -> list[dict[str, Any]]:
+        """The JSON line of each finished partition, once the process has ended."""
+        self._reader.join(FINISH_TIMEOUT_S)
+        assert not self._reader.is_alive()
+        out = []
+        while (line := self.lines.get_nowait()) is not None:
+            if line.strip():
+                out.append(json.loads(line))
+        return out
+
+    def kill(self) -> list[dict[str, Any]]:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(FINISH_TIMEOUT_S)
+        return self.results()
+
+    def finish(self) -> tuple[int, list[dict[str, Any]]]:
+        code = self.process.wait(FINISH_TIMEOUT_S)
+        return code, self.results()
 
 
 def _pending(ledger_db: Path) -> int:
-    with sqlite3.connect(f"file:{ledger_db}?mode=ro", uri=True, timeout=5) as conn:
+    with sqlite3.connect(f"file:{ledger_db}?mode=ro", uri=True, timeout=30) as conn:
         row = conn.execute(
             "SELECT COUNT(*) FROM thred_sync_ledger WHERE status = 'pending'"
         ).fetchone()
     return int(row[0])
 
 
-def _kill_mid_write(ledger_db: Path, patience_s: float) -> bool:
-    """Wait until a write is in flight (its intent is committed, its outcome is not)."""
+def _aim_at_a_write(ledger_db: Path, patience_s: float) -> bool:
+    """Poll (bounded) until a write is in flight: its intent committed, its outcome not.
+
+    Only aims the kill; whether it hits a write depends on timing and is never asserted.
+    """
     deadline = time.monotonic() + patience_s
     while time.monotonic() < deadline:
         if _pending(ledger_db):
             return True
-        time.sleep(0.002)
+        time.sleep(0.005)
     return False
 
 
-def _wait_ready(worker: subprocess.Popen[str]) -> None:
-    assert worker.stdout is not None
-    line = worker.stdout.readline()
-    assert line.strip() == "ready", line
-
-
+@pytest.mark.timeout(SCENARIO_TIMEOUT_S)
 def test_sigkill_at_random_points_then_run_to_completion(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -291,10 +370,11 @@ def test_sigkill_at_random_points_then_run_to_completion(
     rng = random.Random(KILL_RNG_SEED)
     started = time.monotonic()
     kills: list[dict[str, Any]] = []
-    with start_sandbox(SandboxConfig()) as sandbox:
+    with start_sandbox(SandboxConfig(duplicate_external_id=SIGKILL_READING)) as sandbox:
         url = sandbox.url
-        # Latency keeps writes in flight, so a kill lands between a request and its outcome.
+        # Latency keeps writes in flight, so a kill can land between a request and its outcome.
         sandbox_faults(url, seed=7, latency_ms=15, jitter_ms=20)
+        assert _contract(url)["duplicate_external_id"] == SIGKILL_READING
         env = {
             **os.environ,
             "THRED_WAREHOUSE_URL": warehouse_url,
@@ -309,19 +389,15 @@ def test_sigkill_at_random_points_then_run_to_completion(
         (tmp_path / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         remaining = list(PARTITIONS)
         for _ in range(KILLS):
-            worker = _worker(env, remaining)
-            _wait_ready(worker)
+            worker = Worker(env, remaining)
+            worker.wait_ready()
             before = sandbox_stats(url)["requests_total"]
+            # The kill moment is the chaos, not a synchronisation: any moment must be safe.
             time.sleep(rng.uniform(0.5, 8.0))
-            aimed = len(kills) % 2 == 0 and _kill_mid_write(ledger_db, patience_s=5.0)
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(30)
-            assert worker.stdout is not None
-            finished = [json.loads(line)["partition"] for line in worker.stdout if line.strip()]
+            aimed = len(kills) % 2 == 0 and _aim_at_a_write(ledger_db, patience_s=5.0)
+            finished = [line["partition"] for line in worker.kill()]
             remaining = remaining[len(finished) :] or [PARTITIONS[-1]]
-            ledger = SyncLedger.from_url(ledger_url)
-            in_flight = ledger.status_counts()["pending"]
-            ledger.engine.dispose()
+            in_flight = _pending(ledger_db)
             kills.append(
                 {
                     "requests_before_kill": sandbox_stats(url)["requests_total"] - before,
@@ -331,41 +407,43 @@ def test_sigkill_at_random_points_then_run_to_completion(
                 }
             )
         # Then the worker runs to completion, from the partition it was killed in.
-        worker = _worker(env, remaining)
-        _wait_ready(worker)
-        out, _ = worker.communicate(timeout=600)
-        lines = [json.loads(line) for line in out.splitlines() if line.strip()]
-        assert worker.returncode == 0, lines
+        worker = Worker(env, remaining)
+        worker.wait_ready()
+        code, lines = worker.finish()
+        assert code == 0, lines
         assert [line["partition"] for line in lines] == remaining
         assert all(line["success"] and not line["checks_failed"] for line in lines), lines
 
         ledger = SyncLedger.from_url(ledger_url)
-        assert ledger.status_counts()["pending"] == 0
-        assert ledger.status_counts()["unknown"] == 0
-        report = _final_audit(warehouse_url, ledger, url, bad)
-        assert _reconcile_everything(warehouse_url, ledger, url) == []
+        counts = ledger.status_counts()
+        assert counts[Status.PENDING.value] == 0 and counts[Status.UNKNOWN.value] == 0, counts
+        outcome = assert_outcomes(warehouse_url, ledger, url, bad)
+        _check_last_windows(lines[-1]["window_differences"], outcome)
+        ledger.engine.dispose()
         stats = sandbox_stats(url)
     elapsed = time.monotonic() - started
 
-    assert sum(k["requests_before_kill"] > 0 for k in kills) >= KILLS // 2, kills
-    # At least one kill cut a write between its request and its ledger outcome.
-    assert any(k["pending_left"] for k in kills), kills
     figures = {
-        "warehouse records": report.records,
-        "good records (synced)": report.ledger["synced"],
+        "duplicate external_id reading": SIGKILL_READING,
+        "warehouse records": outcome.audit.records,
+        "good records (synced)": outcome.audit.ledger["synced"],
         "bad rows planted": len(bad),
+        "waiting on a bad row": len(outcome.held_back) - len(bad),
         "kills (SIGKILL)": len(kills),
         "kills with writes in flight": sum(k["pending_left"] > 0 for k in kills),
         "pending rows left by kills": sum(k["pending_left"] for k in kills),
         "kills": kills,
         "requests (total)": stats["requests_total"],
         "responses by status": _statuses(stats),
-        "replayed creates (200)": _replays(stats),
-        "duplicates": report.duplicates,
-        "lost": len(report.lost),
+        "creates answered 200 (replay)": _creates(stats, 200),
+        "creates answered 409": _creates(stats, 409),
+        "books verdict": outcome.books.verdict,
+        "books differing records": len(outcome.held_back),
+        "duplicates": outcome.audit.duplicates,
+        "lost": len(outcome.audit.lost),
         "total seconds": round(elapsed, 1),
     }
-    _print_figures(capsys, "SIGKILL", figures)
+    _print_figures(capsys, f"SIGKILL ({SIGKILL_READING})", figures)
 
 
 def test_the_scenario_plants_what_it_says(tmp_path: Path) -> None:

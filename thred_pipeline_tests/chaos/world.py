@@ -186,7 +186,8 @@ class TokenRevoker:
 
     def __exit__(self, *_exc: object) -> None:
         self._stop.set()
-        self._thread.join(10)
+        self._thread.join(60)  # bounded by its HTTP timeout (10 s a request)
+        assert not self._thread.is_alive(), "the token revoker did not stop"
 
 
 class Outages:
@@ -222,8 +223,10 @@ class Outages:
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        # Wait until the thread is done: it must not put the faults back after this returns.
         self._stop.set()
-        self._thread.join(30)
+        self._thread.join(120)  # bounded by its HTTP timeouts (30 s a request)
+        assert not self._thread.is_alive(), "the outage thread did not stop"
 
 
 # --- the audit ------------------------------------------------------------------------------
