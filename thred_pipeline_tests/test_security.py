@@ -248,7 +248,7 @@ def test_a_faulty_run_leaks_no_secret_and_tokens_stay_in_their_business(
             rate_limit_burst=5,
             jitter_ms=3,
         )
-        with TokenRevoker(url, every_s=3.0) as revoker:
+        with TokenRevoker(url, every_s=3.0):
             runs.append(
                 dg.materialize(
                     push,
@@ -386,7 +386,7 @@ def test_a_refused_business_does_not_stop_the_checks_of_the_others(
     assert customers.differences.empty, customers.differences  # biz-01: equal
     assert customers.metrics["thred_records"] == SEED.customers  # biz-01's, all read
     businesses = next(c for c in report.checks if c.name == "businesses")
-    assert businesses.passed, businesses.differences.to_dict("records")  # the partner's list was read: both there
+    assert businesses.passed, businesses.differences.to_dict("records")  # the list was read
     assert report.verdict == "FAIL"
 
 
