@@ -4,13 +4,31 @@ It is the heart of "exactly once": the intent (``pending`` + the hash about to b
 committed before the request and the outcome after it, so a crash or a dropped connection
 leaves evidence that the next run resolves by re-sending with the same external_id. Works on
 PostgreSQL (production) and SQLite (embedded default) through SQLAlchemy Core.
+
+No value can make a ledger write fail, so one bad warehouse row never stops a run:
+
+- ids (``source_id``, ``business_id``, ``external_id``, ``thred_id``) are stored as they are up
+  to ``LEDGER_ID_LENGTH`` characters — far more than any id that can become a Thred
+  external_id (255). A longer id (only ever a record quarantined for it) is stored as
+  :func:`ledger_key`: its start plus a SHA-256 digest, bounded and unique; every method takes
+  and returns the caller's full ids, and the full id stays in the error message.
+- ``error_code`` is bounded to ``ERROR_CODE_LENGTH`` (a longer code from Thred is shortened
+  with a digest, and quoted in full in the message).
+- Text PostgreSQL cannot store (NUL characters, lone surrogates) is escaped.
+
+Ledgers created before the ids were widened (VARCHAR 128/255) are widened by
+:meth:`SyncLedger.create_schema` on PostgreSQL (``ALTER TABLE thred_sync_ledger ALTER COLUMN
+source_id TYPE varchar(512)``, and the same for business_id, external_id, thred_id); SQLite does
+not enforce lengths.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,24 +48,39 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
+    make_url,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError
 
 from thred_pipeline.sync.records import Status
 
+log = logging.getLogger(__name__)
+
 metadata = MetaData()
+
+# Longest id stored as it is. Thred's external_id is at most 255 characters, prefix included, so
+# every id that can be synced fits, with room; (entity, source_id) stays well inside
+# PostgreSQL's btree entry limit even in 4-byte UTF-8.
+LEDGER_ID_LENGTH = 512
+ERROR_CODE_LENGTH = 64
+ERROR_MESSAGE_LENGTH = 4000  # longer messages are cut (never cutting the record's full id)
+_DIGEST_MARK = "...sha256:"
+ID_COLUMNS = ("source_id", "business_id", "external_id", "thred_id")
 
 ledger_table = Table(
     "thred_sync_ledger",
     metadata,
     Column("entity", String(64), primary_key=True),
-    Column("source_id", String(128), primary_key=True),
-    Column("business_id", String(128), nullable=False),
-    Column("external_id", String(255), nullable=False),
-    Column("thred_id", String(128)),
+    Column("source_id", String(LEDGER_ID_LENGTH), primary_key=True),
+    Column("business_id", String(LEDGER_ID_LENGTH), nullable=False),
+    Column("external_id", String(LEDGER_ID_LENGTH), nullable=False),
+    Column("thred_id", String(LEDGER_ID_LENGTH)),
     Column("status", String(16), nullable=False),
     Column("intended_hash", String(64)),  # hash of the payload last attempted
     Column("confirmed_hash", String(64)),  # hash of the payload Thred confirmed
@@ -55,7 +88,7 @@ ledger_table = Table(
     Column("source_updated_at", DateTime(timezone=True)),  # warehouse version last seen
     Column("confirmed_updated_at", DateTime(timezone=True)),  # warehouse version Thred holds
     Column("attempts", Integer, nullable=False, default=0),
-    Column("error_code", String(64)),
+    Column("error_code", String(ERROR_CODE_LENGTH)),
     Column("error_message", Text),
     Column("error_details", Text),  # JSON
     Column("confirmed_body", Text),  # JSON of the payload Thred confirmed, to explain drift
@@ -128,15 +161,67 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def create_ledger_engine(url: str) -> Engine:
+def _storable(text: str) -> str:
+    """``text`` with what PostgreSQL cannot store escaped: NUL characters, lone surrogates."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    clean = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return clean.replace("\x00", "\\x00")
+
+
+def ledger_key(value: str) -> str:
+    """How an id is stored: as it is when it fits ``LEDGER_ID_LENGTH`` and is storable, else
+    its (escaped) start plus the SHA-256 of the full id — bounded, unique and stable."""
+    clean = _storable(value)
+    if clean == value and len(value) <= LEDGER_ID_LENGTH:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    keep = LEDGER_ID_LENGTH - len(_DIGEST_MARK) - len(digest) - 8
+    return f"{clean[:keep]}{_DIGEST_MARK}{digest}"
+
+
+def _bounded_code(code: str | None) -> tuple[str | None, str | None]:
+    """(error_code as stored, the full code when it had to be shortened)."""
+    if code is None:
+        return None, None
+    clean = _storable(code)
+    if clean == code and len(code) <= ERROR_CODE_LENGTH:
+        return code, None
+    digest = hashlib.sha256(code.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{clean[: ERROR_CODE_LENGTH - 9]}~{digest}", code
+
+
+def _message(message: str, keep: str = "") -> str:
+    """A storable message, cut to ``ERROR_MESSAGE_LENGTH`` unless that would cut ``keep``."""
+    limit = max(ERROR_MESSAGE_LENGTH, len(keep) + 200)
+    return _storable(message[:limit])
+
+
+def ledger_url(url: str | URL) -> URL:
+    """The ledger URL, parsed without echoing it (it may hold a password); ``postgresql://``
+    and ``postgres://`` are pinned to psycopg2, the driver that is installed."""
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+    except (ArgumentError, ValueError):  # a bad port is a ValueError
+        raise ValueError(
+            "THRED_LEDGER_URL is not a valid SQLAlchemy URL (value hidden); expected e.g. "
+            "sqlite:///path/ledger.db or postgresql://user:***@host:5432/db"
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed
+
+
+def create_ledger_engine(url: str | URL) -> Engine:
     """An engine for the ledger; SQLite gets WAL and a busy timeout so readers never block."""
-    if url.startswith("sqlite"):
+    parsed = ledger_url(url)
+    if parsed.get_backend_name() == "sqlite":
         from pathlib import Path
 
-        database = url.split("///", 1)[-1] if "///" in url else ""
-        if database and database != ":memory:":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(parsed, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -146,7 +231,7 @@ def create_ledger_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(parsed, pool_pre_ping=True)
 
 
 class SyncLedger:
@@ -157,18 +242,43 @@ class SyncLedger:
         self.engine = engine
 
     @classmethod
-    def from_url(cls, url: str) -> SyncLedger:
+    def from_url(cls, url: str | URL) -> SyncLedger:
+        """A ledger at ``url`` (``sqlite:///…``, ``postgresql://…``, ``postgresql+psycopg2://…``),
+        its table created or widened as needed."""
         ledger = cls(create_ledger_engine(url))
         ledger.create_schema()
         return ledger
 
     def create_schema(self) -> None:
+        """Create the table if missing; on PostgreSQL, widen id columns of an older ledger."""
         metadata.create_all(self.engine)
+        if self.engine.dialect.name == "postgresql":
+            self._widen_ids()
+
+    def _widen_ids(self) -> None:
+        columns = {
+            c["name"]: c["type"] for c in inspect(self.engine).get_columns(ledger_table.name)
+        }
+        narrow = [
+            name
+            for name in ID_COLUMNS
+            if (getattr(columns.get(name), "length", None) or LEDGER_ID_LENGTH) < LEDGER_ID_LENGTH
+        ]
+        if not narrow:
+            return
+        alters = ", ".join(
+            f"ALTER COLUMN {name} TYPE varchar({LEDGER_ID_LENGTH})" for name in narrow
+        )
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(f"ALTER TABLE {ledger_table.name} {alters}")
+        log.info("ledger: widened %s to varchar(%d)", ", ".join(narrow), LEDGER_ID_LENGTH)
 
     # --- reads -----------------------------------------------------------------------------
 
     def get_many(self, entity: str, source_ids: Iterable[str]) -> dict[str, LedgerRow]:
-        ids = list(dict.fromkeys(source_ids))
+        """Rows by the caller's source ids (an over-long id's row says its full id too)."""
+        keys = {ledger_key(i): i for i in dict.fromkeys(source_ids)}
+        ids = list(keys)
         found: dict[str, LedgerRow] = {}
         t = ledger_table
         with self.engine.connect() as conn:
@@ -178,7 +288,8 @@ class SyncLedger:
                     select(t).where(t.c.entity == entity, t.c.source_id.in_(chunk))
                 ).mappings()
                 for row in rows:
-                    found[row["source_id"]] = LedgerRow.from_mapping(row)
+                    full = keys[row["source_id"]]
+                    found[full] = replace(LedgerRow.from_mapping(row), source_id=full)
         return found
 
     def get(self, entity: str, source_id: str) -> LedgerRow | None:
@@ -186,7 +297,8 @@ class SyncLedger:
 
     def thred_ids(self, entity: str, source_ids: Iterable[str]) -> dict[str, str]:
         """Thred ids of records that exist in Thred (synced, drift, or created then rejected)."""
-        ids = [i for i in dict.fromkeys(source_ids) if i]
+        keys = {ledger_key(i): i for i in dict.fromkeys(source_ids) if i}
+        ids = list(keys)
         out: dict[str, str] = {}
         t = ledger_table
         with self.engine.connect() as conn:
@@ -197,18 +309,19 @@ class SyncLedger:
                         t.c.entity == entity, t.c.source_id.in_(chunk), t.c.thred_id.is_not(None)
                     )
                 )
-                out.update({r.source_id: r.thred_id for r in rows})
+                out.update({keys[r.source_id]: r.thred_id for r in rows})
         return out
 
     def source_ids_with_status(
         self, entity: str, statuses: Sequence[Status], business_id: str | None = None
     ) -> list[str]:
+        """Stored source ids (an id longer than ``LEDGER_ID_LENGTH`` comes back as its key)."""
         t = ledger_table
         query = select(t.c.source_id).where(
             t.c.entity == entity, t.c.status.in_([s.value for s in statuses])
         )
         if business_id is not None:
-            query = query.where(t.c.business_id == business_id)
+            query = query.where(t.c.business_id == ledger_key(business_id))
         with self.engine.connect() as conn:
             return [r.source_id for r in conn.execute(query.order_by(t.c.source_id))]
 
@@ -226,7 +339,7 @@ class SyncLedger:
         if statuses is not None:
             query = query.where(t.c.status.in_([s.value for s in statuses]))
         if business_id is not None:
-            query = query.where(t.c.business_id == business_id)
+            query = query.where(t.c.business_id == ledger_key(business_id))
         with self.engine.connect() as conn:
             for row in conn.execute(query.order_by(t.c.entity, t.c.source_id)).mappings():
                 yield LedgerRow.from_mapping(row)
@@ -239,7 +352,7 @@ class SyncLedger:
         if entity is not None:
             query = query.where(t.c.entity == entity)
         if business_id is not None:
-            query = query.where(t.c.business_id == business_id)
+            query = query.where(t.c.business_id == ledger_key(business_id))
         counts = {s.value: 0 for s in Status}
         with self.engine.connect() as conn:
             for status, n in conn.execute(query):
@@ -274,9 +387,9 @@ class SyncLedger:
         t = ledger_table
         values = {
             "entity": entity,
-            "source_id": source_id,
-            "business_id": business_id,
-            "external_id": external_id,
+            "source_id": ledger_key(source_id),
+            "business_id": ledger_key(business_id),
+            "external_id": ledger_key(external_id),
             "status": Status.PENDING.value,
             "intended_hash": intended_hash,
             "terminal_done": False,
@@ -310,7 +423,7 @@ class SyncLedger:
         """Thred confirmed ``confirmed_hash``; ``confirmed_body=None`` keeps the stored body."""
         values: dict[str, Any] = {
             "status": Status.SYNCED.value,
-            "thred_id": thred_id,
+            "thred_id": ledger_key(thred_id),
             "confirmed_hash": confirmed_hash,
             "confirmed_updated_at": confirmed_updated_at,
             "terminal_done": terminal_done,
@@ -347,20 +460,29 @@ class SyncLedger:
         """
         now = _now()
         details = (
-            json.dumps(dict(error_details), sort_keys=True, default=str) if error_details else None
+            _storable(json.dumps(dict(error_details), sort_keys=True, default=str))
+            if error_details
+            else None
         )
+        code, full_code = _bounded_code(error_code)
+        if full_code is not None:
+            error_message = f"{error_message} (error_code {full_code!r})"
+        key = ledger_key(source_id)
+        if key != source_id and source_id not in error_message:
+            error_message = f"id {source_id}: {error_message}"
+        message = _message(error_message, keep=source_id if key != source_id else "")
         values: dict[str, Any] = {
             "entity": entity,
-            "source_id": source_id,
-            "business_id": business_id,
-            "external_id": external_id,
+            "source_id": key,
+            "business_id": ledger_key(business_id),
+            "external_id": ledger_key(external_id),
             "status": status.value,
             "intended_hash": intended_hash,
             "terminal_done": False,
             "source_updated_at": source_updated_at,
             "attempts": 1,
-            "error_code": error_code,
-            "error_message": error_message[:4000],
+            "error_code": code,
+            "error_message": message,
             "error_details": details,
             "first_seen_at": now,
             "status_since": now,
@@ -368,8 +490,8 @@ class SyncLedger:
         }
         on_conflict: dict[str, Any] = {
             "status": status.value,
-            "error_code": error_code,
-            "error_message": error_message[:4000],
+            "error_code": code,
+            "error_message": message,
             "error_details": details,
             "updated_at": now,
         }
@@ -378,8 +500,8 @@ class SyncLedger:
         if source_updated_at is not None:
             on_conflict["source_updated_at"] = source_updated_at
         if thred_id is not None:
-            values["thred_id"] = thred_id
-            on_conflict["thred_id"] = thred_id
+            values["thred_id"] = ledger_key(thred_id)
+            on_conflict["thred_id"] = ledger_key(thred_id)
         self._upsert(values, on_conflict, keep_status_since_for=status)
 
     def touch_confirmed(self, entity: str, source_id: str, source_updated_at: datetime) -> None:
@@ -403,7 +525,9 @@ class SyncLedger:
         t = ledger_table
         with self.engine.connect() as conn:
             raw = conn.execute(
-                select(t.c.confirmed_body).where(t.c.entity == entity, t.c.source_id == source_id)
+                select(t.c.confirmed_body).where(
+                    t.c.entity == entity, t.c.source_id == ledger_key(source_id)
+                )
             ).scalar_one_or_none()
         return json.loads(raw) if raw else None
 
@@ -422,7 +546,7 @@ class SyncLedger:
         if entity is not None:
             query = query.where(t.c.entity == entity)
         if source_ids is not None:
-            query = query.where(t.c.source_id.in_(list(source_ids)))
+            query = query.where(t.c.source_id.in_([ledger_key(i) for i in source_ids]))
         with self.engine.begin() as conn:
             result = conn.execute(
                 query.values(
@@ -447,7 +571,7 @@ class SyncLedger:
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(t)
-                .where(and_(t.c.entity == entity, t.c.source_id == source_id))
+                .where(and_(t.c.entity == entity, t.c.source_id == ledger_key(source_id)))
                 .values(updated_at=now, **values)
             )
             if not result.rowcount:

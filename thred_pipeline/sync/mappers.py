@@ -43,9 +43,12 @@ from thred_pipeline.sync.records import MapContext, Mapped, RecordInvalid, Sourc
 
 __all__ = [
     "BILL_PAYMENT_METHODS",
+    "DOCUMENTED_LIMITS",
+    "EXTERNAL_ID_MAX_LENGTH",
     "INVOICE_PAYMENT_METHODS",
     "PAYOUT_STATUSES",
     "REFUND_METHODS",
+    "check_external_id",
     "map_bill",
     "map_bill_payment",
     "map_business",
@@ -59,15 +62,55 @@ __all__ = [
     "map_vendor_credit",
 ]
 
-# --- Limits and enums from the contract (docs/thred-api.md); one place to change them. ----------
+# --- Documented length limits: the only ones enforced here ------------------------------------
+#
+# One table, each limit citing the Thred API contract (thred-api.md). A field that is not in
+# it has no documented limit and is sent as it is (a 1,000-character memo included): if Thred
+# refuses it, its 400 names the field and quarantines that one record. Limits are checked only
+# where the contract states them (vat_number is limited on businesses, not on customers).
+#
+#   field                                      limit   contract
+#   external_id (every entity, line items)       255   2.1 "external_id string 1-255" [1]
+#   businesses.legal_name                        255   2.1 "legal_name string 1-255"
+#   businesses.vat_number                         20   2.1 "vat_number string <=20"
+#   businesses.company_number                     20   2.1 "company_number string <=20"
+#   businesses.province                          100   2.1 (not sent by the pipeline)
+#   businesses.eu_nace_industry_code              10   2.1 (not sent by the pipeline)
+#   invoice payments.payment_processor           100   2.6 "payment_processor string <=100"
+#   bill payments.payment_reference              100   2.11 "payment_reference string <=100"
+#   bill payments.check_number                    50   2.11 "check_number string <=50"
+#   email (every party)                          254   type "email": RFC 5321's path limit [2]
+#
+# [1] Documented on businesses; the pipeline applies it to every external_id it builds. Ids are
+#     also refused when they hold anything but printable ASCII (project decision: the payments'
+#     Idempotency-Key header carries the external_id, and HTTP headers cannot carry other text).
+# [2] An address longer than that is not a valid email address, whatever Thred's limit.
 
-DEFAULT_MAX_LENGTH: Final = 255  # Thred's limit where the contract gives none (external ids too)
-EMAIL_MAX_LENGTH: Final = 254  # RFC 5321 path limit, what email validators enforce
-VAT_NUMBER_MAX_LENGTH: Final = 20  # 2.1
-COMPANY_NUMBER_MAX_LENGTH: Final = 20  # 2.1
-PAYMENT_REFERENCE_MAX_LENGTH: Final = 100  # 2.11 (bill payments); applied to invoice payments too
-CHECK_NUMBER_MAX_LENGTH: Final = 50  # 2.11
-PROCESSOR_MAX_LENGTH: Final = 100  # 2.6 payment_processor
+EXTERNAL_ID_MAX_LENGTH: Final = 255
+LEGAL_NAME_MAX_LENGTH: Final = 255
+VAT_NUMBER_MAX_LENGTH: Final = 20
+COMPANY_NUMBER_MAX_LENGTH: Final = 20
+PROVINCE_MAX_LENGTH: Final = 100
+EU_NACE_INDUSTRY_CODE_MAX_LENGTH: Final = 10
+PAYMENT_PROCESSOR_MAX_LENGTH: Final = 100
+BILL_PAYMENT_REFERENCE_MAX_LENGTH: Final = 100
+CHECK_NUMBER_MAX_LENGTH: Final = 50
+EMAIL_MAX_LENGTH: Final = 254
+
+DOCUMENTED_LIMITS: Final[Mapping[str, int]] = {
+    "external_id": EXTERNAL_ID_MAX_LENGTH,
+    "businesses.legal_name": LEGAL_NAME_MAX_LENGTH,
+    "businesses.vat_number": VAT_NUMBER_MAX_LENGTH,
+    "businesses.company_number": COMPANY_NUMBER_MAX_LENGTH,
+    "businesses.province": PROVINCE_MAX_LENGTH,
+    "businesses.eu_nace_industry_code": EU_NACE_INDUSTRY_CODE_MAX_LENGTH,
+    "invoice_payments.payment_processor": PAYMENT_PROCESSOR_MAX_LENGTH,
+    "bill_payments.payment_reference": BILL_PAYMENT_REFERENCE_MAX_LENGTH,
+    "bill_payments.check_number": CHECK_NUMBER_MAX_LENGTH,
+    "email": EMAIL_MAX_LENGTH,
+}
+
+# --- Enums and ranges from the contract ----------------------------------------------------------
 
 EARLIEST_YEAR: Final = 1900
 LATEST_YEAR: Final = 2100
@@ -123,17 +166,20 @@ def _text(
     path: str,
     *,
     required: bool = False,
-    max_length: int = DEFAULT_MAX_LENGTH,
+    max_length: int | None = None,
     multiline: bool = False,
 ) -> str | None:
-    """A string field, passed through unchanged (Unicode letters, emoji…) if it is sendable."""
+    """A string field, passed through unchanged (Unicode letters, emoji…) if it is sendable.
+
+    ``max_length`` only where the contract documents one (``DOCUMENTED_LIMITS``).
+    """
     if _blank(value):
         if required:
             raise RecordInvalid(path, "is required")
         return None
     if not isinstance(value, str):
         raise RecordInvalid(path, f"must be text, got {type(value).__name__} ({value!r})")
-    if len(value) > max_length:
+    if max_length is not None and len(value) > max_length:
         raise RecordInvalid(
             path, f"is {len(value)} characters long; Thred accepts at most {max_length}"
         )
@@ -150,7 +196,7 @@ def _text(
     return value
 
 
-def _required_text(value: Any, path: str, *, max_length: int = DEFAULT_MAX_LENGTH) -> str:
+def _required_text(value: Any, path: str, *, max_length: int | None = None) -> str:
     text = _text(value, path, required=True, max_length=max_length)
     assert text is not None
     return text
@@ -286,13 +332,61 @@ def _cents_or_zero(value: Any, path: str) -> int:
     return 0 if value is None else to_cents(value, path)
 
 
+def _key_problem(text: str) -> str | None:
+    """Why ``text`` cannot be (part of) an external_id, or None if it can."""
+    for position, char in enumerate(text):
+        if not " " <= char <= "~":
+            kind = "non-ASCII" if ord(char) > 127 else "control"
+            return (
+                f"has the {kind} character {char!r} (U+{ord(char):04X}) at position {position}; "
+                "ids must be printable ASCII (they become Thred external_ids and the "
+                "Idempotency-Key header)"
+            )
+    return None
+
+
+def check_external_id(external_id: str, path: str, *, source_id: str | None = None) -> str:
+    """``external_id`` if Thred can take it as one, else ``RecordInvalid`` naming ``path``.
+
+    ``source_id`` is the warehouse id the external_id was built from, so the message speaks
+    about what the warehouse holds. Rules: printable ASCII, at most
+    ``EXTERNAL_ID_MAX_LENGTH`` characters prefix included (see ``DOCUMENTED_LIMITS``).
+    """
+    raw = external_id if source_id is None else source_id
+    problem = _key_problem(raw)
+    if problem is not None:
+        raise RecordInvalid(path, problem)
+    if len(external_id) > EXTERNAL_ID_MAX_LENGTH:
+        prefix = len(external_id) - len(raw)
+        within = f" with its {prefix}-character prefix" if prefix else ""
+        raise RecordInvalid(
+            path,
+            f"is {len(raw)} characters long; as a Thred external_id{within} it would be "
+            f"{len(external_id)}, and Thred accepts at most {EXTERNAL_ID_MAX_LENGTH}",
+        )
+    return external_id
+
+
 def _ref(value: Any, path: str) -> str:
-    """A parent's source id, checked before any lookup so bad data is rejected, not deferred."""
+    """A parent's source id, checked before any lookup so bad data is rejected, not deferred.
+
+    An id that can never become an external_id (not printable ASCII, or longer than one can
+    be) is refused here, naming the referencing column: its parent can never be in Thred.
+    """
     if _blank(value):
         raise RecordInvalid(path, "is required (no reference to look up)")
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise RecordInvalid(path, f"must be an id, got {type(value).__name__} ({value!r})")
-    return str(value)
+    text = str(value)
+    problem = _key_problem(text)
+    if problem is None and len(text) >= EXTERNAL_ID_MAX_LENGTH:
+        problem = (
+            f"is {len(text)} characters long; no record with such an id can be in Thred "
+            f"(external_ids are at most {EXTERNAL_ID_MAX_LENGTH} characters, prefix included)"
+        )
+    if problem is not None:
+        raise RecordInvalid(path, f"references id {text[:80]!r}, which {problem}")
+    return text
 
 
 def _put(body: dict[str, Any], key: str, value: Any) -> None:
@@ -306,7 +400,8 @@ def _children(record: SourceRecord, key: str) -> list[dict[str, Any]]:
 
 def _line_external_id(line: Mapping[str, Any], path: str) -> str:
     source_id = _text(line.get("id"), f"{path}.external_id", required=True)
-    return _required_text(f"line-{source_id}", f"{path}.external_id")
+    assert source_id is not None
+    return check_external_id(f"line-{source_id}", f"{path}.external_id", source_id=source_id)
 
 
 def _account(code: Any, ctx: MapContext, path: str) -> dict[str, str]:
@@ -415,7 +510,11 @@ def map_business(record: SourceRecord, ctx: MapContext) -> Mapped:
     if entity_type is not None and country in ENTITY_TYPES_BY_COUNTRY:
         entity_type = _enum(entity_type, "entity_type", ENTITY_TYPES_BY_COUNTRY[country])
     base_currency = _enum(row.get("base_currency"), "base_currency", BASE_CURRENCIES, upper=True)
-    body: dict[str, Any] = {"legal_name": _required_text(row.get("legal_name"), "legal_name")}
+    body: dict[str, Any] = {
+        "legal_name": _required_text(
+            row.get("legal_name"), "legal_name", max_length=LEGAL_NAME_MAX_LENGTH
+        )
+    }
     _put(body, "entity_type", entity_type)
     _put(body, "email", _email(row.get("email"), "email", required=True))
     _put(body, "phone_number", _text(row.get("phone_number"), "phone_number"))
@@ -458,11 +557,7 @@ def map_customer(record: SourceRecord, ctx: MapContext) -> Mapped:
     _put(body, "city", _text(row.get("city"), "city"))
     _put(body, "postal_code", _text(row.get("postal_code"), "postal_code"))
     _put(body, "country", _country(row.get("country"), "country"))
-    _put(
-        body,
-        "vat_number",
-        _text(row.get("vat_number"), "vat_number", max_length=VAT_NUMBER_MAX_LENGTH),
-    )
+    _put(body, "vat_number", _text(row.get("vat_number"), "vat_number"))
     _put(body, "tax_exempt", _bool(row.get("tax_exempt"), "tax_exempt"))
     _put(body, "payment_terms_days", _count(row.get("payment_terms_days"), "payment_terms_days"))
     return Mapped(body=body)
@@ -476,11 +571,7 @@ def map_vendor(record: SourceRecord, ctx: MapContext) -> Mapped:
     _put(body, "mobile_phone", _text(row.get("phone"), "mobile_phone"))
     _put(body, "address_string", _text(row.get("address"), "address_string", multiline=True))
     _put(body, "country", _country(row.get("country"), "country"))
-    _put(
-        body,
-        "vat_number",
-        _text(row.get("vat_number"), "vat_number", max_length=VAT_NUMBER_MAX_LENGTH),
-    )
+    _put(body, "vat_number", _text(row.get("vat_number"), "vat_number"))
     return Mapped(body=body)
 
 
@@ -559,11 +650,11 @@ def map_invoice_payment(record: SourceRecord, ctx: MapContext) -> Mapped:
     payment_date = _date(row.get("payment_date"), "payment_date")
     currency = _currency(row.get("currency"), "currency", ctx)
     method = _enum(row.get("payment_method"), "payment_method", INVOICE_PAYMENT_METHODS)
-    reference = _text(
-        row.get("reference"), "payment_reference", max_length=PAYMENT_REFERENCE_MAX_LENGTH
-    )
+    reference = _text(row.get("reference"), "payment_reference")
     fee = _cents_or_zero(row.get("processing_fee_cents"), "processing_fee_cents")
-    processor = _text(row.get("processor"), "payment_processor", max_length=PROCESSOR_MAX_LENGTH)
+    processor = _text(
+        row.get("processor"), "payment_processor", max_length=PAYMENT_PROCESSOR_MAX_LENGTH
+    )
     checked = _allocations(_children(record, "allocations"), "invoice_id", total, "payment total")
 
     body: dict[str, Any] = {"customer_id": ctx.parent_id("customers", customer, "customer_id")}
@@ -602,7 +693,7 @@ def map_refund_payment(record: SourceRecord, ctx: MapContext) -> Mapped:
     amount = to_cents(row.get("amount_cents"), "amount_cents", minimum=1)
     method = _enum(row.get("method"), "method", REFUND_METHODS, upper=True)
     completed_at = _datetime(row.get("completed_at"), "completed_at", required=True)
-    processor = _text(row.get("processor"), "processor", max_length=PROCESSOR_MAX_LENGTH)
+    processor = _text(row.get("processor"), "processor")
 
     refund_id = ctx.parent_id("refunds", refund, "refund_id")
     body: dict[str, Any] = {"amount_cents": amount, "method": method, "completed_at": completed_at}
@@ -613,7 +704,7 @@ def map_refund_payment(record: SourceRecord, ctx: MapContext) -> Mapped:
 def map_payout(record: SourceRecord, ctx: MapContext) -> Mapped:
     """POST payouts/ (an upsert on external_id) listing the payments it settles."""
     row = record.row
-    processor = _required_text(row.get("processor"), "processor", max_length=PROCESSOR_MAX_LENGTH)
+    processor = _required_text(row.get("processor"), "processor")
     processor_payout_id = _text(row.get("processor_payout_id"), "processor_payout_id")
     paid_out = to_cents(row.get("paid_out_amount_cents"), "paid_out_amount_cents")
     fee = _cents_or_zero(row.get("fee_cents"), "fee_cents")
@@ -728,7 +819,7 @@ def map_bill_payment(record: SourceRecord, ctx: MapContext) -> Mapped:
     if method == "check" and check_number is None:
         raise RecordInvalid("check_number", "is required when payment_method is 'check'")
     reference = _text(
-        row.get("reference"), "payment_reference", max_length=PAYMENT_REFERENCE_MAX_LENGTH
+        row.get("reference"), "payment_reference", max_length=BILL_PAYMENT_REFERENCE_MAX_LENGTH
     )
     checked = _allocations(_children(record, "allocations"), "bill_id", amount, "payment amount")
 

@@ -24,9 +24,23 @@ class TimeWindow:
             raise ValueError(f"TimeWindow end {self.end} is not after start {self.start}")
 
 
+# ``SourceRecord.updated_at`` of a row whose own updated_at is NULL or cannot be read (such a
+# record always carries a ``problem``). The Unix epoch: every database and driver stores and
+# returns it unchanged, unlike year 1, which a non-UTC session shifts out of Python's range.
+UNKNOWN_UPDATED_AT = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 @dataclass
 class SourceRecord:
-    """One warehouse row of an entity with its child rows (line items, allocations, …)."""
+    """One warehouse row of an entity with its child rows (line items, allocations, …).
+
+    ``problem`` is set when the row (or one of its child rows) cannot be read or keyed: a date
+    or timestamp out of Python's range ('infinity', '0001-01-01 BC'), text where a number or a
+    date belongs, a NULL ``updated_at``, an id that cannot become an external_id. Such a record
+    must be quarantined as it is, never mapped or sent; it keeps the identity that could be read
+    (``source_id``, ``business_id``) so that the quarantine names it, and its ``updated_at`` is
+    ``UNKNOWN_UPDATED_AT`` when its own updated_at is the unreadable value.
+    """
 
     entity: str
     source_id: str
@@ -34,6 +48,7 @@ class SourceRecord:
     updated_at: datetime
     row: dict[str, Any]
     children: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    problem: RecordInvalid | None = None
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def parse_url(url: str | URL | SecretStr) -> URL:
     raw = url.get_secret_value() if isinstance(url, SecretStr) else url
     try:
         return make_url(raw)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # a bad port is a ValueError
         raise ValueError(
             "the warehouse URL is not a valid SQLAlchemy URL (value hidden); expected e.g. "
             "sqlite:///path/warehouse.db or postgresql+psycopg2://user:***@host:5432/db"

@@ -13,6 +13,19 @@ writes: a role with SELECT on the contract tables is enough.
 Timestamps: SQLite stores the naive UTC text SQLAlchemy writes and compares it as text, so bind
 values must be naive UTC there; PostgreSQL ``timestamptz`` needs aware values. Every datetime
 that leaves this module is timezone-aware UTC.
+
+One bad row costs one row. Extraction never raises because of a value: dates and timestamps are
+read as text and parsed here (PostgreSQL holds values Python cannot: '-infinity', year 1 BC,
+year 10000, which crash the driver's own decoding), numbers are read raw on SQLite (which stores
+text anywhere). A row with a value that cannot be read, a NULL or unreadable ``updated_at``, or
+an id that cannot become a Thred external_id is still yielded, as a ``SourceRecord`` whose
+``problem`` names the field; the engine quarantines it. Rows whose ``updated_at`` is NULL or
+unreadable cannot be placed in any window, so every window picks them up: they are never
+silently skipped.
+
+Inactive businesses are not synced: a business whose ``is_active`` is not true (false or NULL)
+is not extracted, nor is any record of it. Records whose business is missing from the
+warehouse are still extracted (they wait for it in the engine, visibly).
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Protocol
 
 from pydantic import SecretStr
@@ -33,8 +47,14 @@ from sqlalchemy import (
     Engine,
     Numeric,
     Select,
+    String,
     Table,
+    Text,
     and_,
+    cast,
+    func,
+    literal_column,
+    not_,
     or_,
     select,
     type_coerce,
@@ -42,15 +62,37 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.types import NullType
 
-from thred_pipeline.sync.records import SourceRecord, TimeWindow, utc
+from thred_pipeline.sync.mappers import check_external_id
+from thred_pipeline.sync.records import (
+    UNKNOWN_UPDATED_AT,
+    RecordInvalid,
+    SourceRecord,
+    TimeWindow,
+    utc,
+)
 from thred_pipeline.warehouse.db import create_warehouse_engine, is_postgresql, safe_url
 from thred_pipeline.warehouse.schema import businesses
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "IN_BATCH_SIZE", "ChildLike", "EntityLike", "Warehouse"]
+__all__ = [
+    "ACTIVE_TEXT",
+    "DEFAULT_CHUNK_SIZE",
+    "IN_BATCH_SIZE",
+    "ChildLike",
+    "EntityLike",
+    "Warehouse",
+    "lenient_columns",
+    "plain_row",
+]
 
 DEFAULT_CHUNK_SIZE = 500
 # Ids per IN (...) list: well under SQLite's historical 999-parameter limit.
 IN_BATCH_SIZE = 500
+# ``is_active`` values (as lower-case text) that make a business active; anything else,
+# NULL included, makes it inactive. Text too, for SQLite warehouses that store 'true'.
+ACTIVE_TEXT = ("1", "true", "t", "yes", "y")
+# PostgreSQL timestamps outside what Python's datetime holds (years 1-9999) sort outside these.
+_PG_FIRST = "'0001-01-01 00:00:00+00'::timestamptz"
+_PG_AFTER_LAST = "'10000-01-01 00:00:00+00'::timestamptz"
 
 
 class ChildLike(Protocol):
@@ -75,6 +117,7 @@ class EntityLike(Protocol):
     def table(self) -> Table: ...
     @property
     def children(self) -> Sequence[ChildLike]: ...
+    def external_id(self, source_id: str) -> str: ...
 
 
 class Warehouse:
@@ -111,6 +154,8 @@ class Warehouse:
     ) -> Generator[list[SourceRecord], None, None]:
         """Records of ``spec`` changed in ``[window.start, window.end)``, streamed in chunks.
 
+        Also every record whose (or whose child row's) ``updated_at`` is NULL or unreadable,
+        whatever the window, with a ``problem``. Records of inactive businesses are left out.
         Ordered by business_id, updated_at, id. The transaction stays open while the caller
         consumes the iterator; closing the iterator early releases it.
         """
@@ -118,60 +163,80 @@ class Warehouse:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         table = spec.table
         start, end = self._bind_time(window.start), self._bind_time(window.end)
-        changed: list[ColumnElement[bool]] = [
-            and_(table.c.updated_at >= start, table.c.updated_at < end)
-        ]
+        changed: list[ColumnElement[bool]] = [self._changed(table, start, end)]
         for child in spec.children:
             child_table = child.table
             changed.append(
                 table.c.id.in_(
                     select(child_table.c[child.parent_column]).where(
-                        child_table.c.updated_at >= start, child_table.c.updated_at < end
+                        self._changed(child_table, start, end)
                     )
                 )
             )
-        stmt = self._ordered(
-            select(*lenient_columns(self.engine, table)).where(or_(*changed)), table
+        query = select(*lenient_columns(self.engine, table)).where(
+            or_(*changed), self._of_active_business(table)
         )
+        stmt = self._ordered(query, table)
         with self._read() as conn:
             # Per statement, not per connection: the child queries stay plain buffered reads.
             streaming = {"stream_results": True, "yield_per": chunk_size}
             with conn.execute(stmt, execution_options=streaming) as result:
                 for partition in result.mappings().partitions(chunk_size):
-                    rows = [_plain(row, table) for row in partition]
-                    yield self._records(conn, spec, rows)
+                    yield self._records(conn, spec, list(partition))
 
     def fetch(self, spec: EntityLike, source_ids: Sequence[str]) -> list[SourceRecord]:
         """Records of ``spec`` by id, whatever their updated_at (to retry deferred records).
 
-        Ids not in the warehouse are simply absent from the result; duplicates are ignored.
+        Ids not in the warehouse, or of an inactive business, are absent from the result;
+        duplicates are ignored.
         """
         wanted = list(dict.fromkeys(str(source_id) for source_id in source_ids))
         table = spec.table
         found: list[SourceRecord] = []
         with self._read() as conn:
             for batch in _batches(wanted, IN_BATCH_SIZE):
-                query = select(*lenient_columns(self.engine, table)).where(table.c.id.in_(batch))
+                query = select(*lenient_columns(self.engine, table)).where(
+                    table.c.id.in_(batch), self._of_active_business(table)
+                )
                 stmt = self._ordered(query, table)
-                rows = [_plain(row, table) for row in conn.execute(stmt).mappings()]
-                found.extend(self._records(conn, spec, rows))
+                found.extend(self._records(conn, spec, list(conn.execute(stmt).mappings())))
         found.sort(key=lambda r: (r.business_id, r.updated_at, r.source_id))
         return found
 
+    # -- businesses ---------------------------------------------------------------------------
+
     def business_ids(self, *, active_only: bool = True) -> list[str]:
-        """Ids of the businesses (tenants) in the warehouse, sorted."""
+        """Ids of the businesses (tenants) in the warehouse, sorted; by default the active ones."""
         stmt = select(businesses.c.id).order_by(businesses.c.id)
         if active_only:
-            stmt = stmt.where(businesses.c.is_active.is_(True))
+            stmt = stmt.where(_is_active())
+        with self._read() as conn:
+            return [str(value) for value in conn.execute(stmt).scalars()]
+
+    def active_business_ids(self) -> list[str]:
+        """Businesses that are synced: ``is_active`` true. Sorted."""
+        return self.business_ids(active_only=True)
+
+    def inactive_business_ids(self) -> list[str]:
+        """Businesses that are not synced: ``is_active`` false or NULL. Sorted.
+
+        Nothing of theirs is extracted any more; what Thred already holds for them stays there.
+        """
+        stmt = select(businesses.c.id).where(not_(_is_active())).order_by(businesses.c.id)
         with self._read() as conn:
             return [str(value) for value in conn.execute(stmt).scalars()]
 
     def business(self, business_id: str) -> dict[str, Any] | None:
-        """One business row (timestamps as aware UTC), or None if unknown."""
-        stmt = select(businesses).where(businesses.c.id == business_id)
+        """One business row (timestamps as aware UTC), or None if unknown.
+
+        Any business, active or not; an unreadable value is kept raw (see ``plain_row``).
+        """
+        stmt = select(*lenient_columns(self.engine, businesses)).where(
+            businesses.c.id == business_id
+        )
         with self._read() as conn:
             row = conn.execute(stmt).mappings().first()
-        return None if row is None else _plain(row, businesses)
+        return None if row is None else plain_row(row, businesses)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -181,11 +246,41 @@ class Warehouse:
             if is_postgresql(self.engine):
                 conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             with conn.begin():
+                if is_postgresql(self.engine):
+                    # Dates are read as text and parsed here: pin the text format, whatever
+                    # engine (and session settings) the caller handed us.
+                    conn.exec_driver_sql("SET LOCAL datestyle = 'ISO, YMD'")
+                    conn.exec_driver_sql("SET LOCAL timezone = 'UTC'")
                 yield conn
 
     def _bind_time(self, value: datetime) -> datetime:
         aware = utc(value)
         return aware if is_postgresql(self.engine) else aware.replace(tzinfo=None)
+
+    def _changed(self, table: Table, start: datetime, end: datetime) -> ColumnElement[bool]:
+        """``updated_at`` in the window, or NULL/unreadable (such rows belong to every window)."""
+        column = table.c.updated_at
+        if is_postgresql(self.engine):
+            unreadable = or_(
+                column.is_(None),
+                column < literal_column(_PG_FIRST),
+                column >= literal_column(_PG_AFTER_LAST),
+            )
+        else:
+            # Not text, or text SQLite cannot read as a date-time at all. Text that reads as one
+            # ('2026-09-31 10:00', a 'T' form) sorts into exactly one window like any other row,
+            # and is flagged when that window reads it.
+            unreadable = or_(
+                column.is_(None),
+                func.typeof(column) != "text",
+                func.datetime(column).is_(None),
+            )
+        return or_(and_(column >= start, column < end), unreadable)
+
+    @staticmethod
+    def _of_active_business(table: Table) -> ColumnElement[bool]:
+        owner = table.c.business_id if "business_id" in table.c else table.c.id
+        return owner.not_in(select(businesses.c.id).where(not_(_is_active())))
 
     @staticmethod
     def _ordered(stmt: Select[Any], table: Table) -> Select[Any]:
@@ -194,94 +289,207 @@ class Warehouse:
         return stmt.order_by(table.c.id)
 
     def _records(
-        self, conn: Connection, spec: EntityLike, rows: list[dict[str, Any]]
+        self, conn: Connection, spec: EntityLike, raw_rows: Sequence[RowMapping]
     ) -> list[SourceRecord]:
+        table = spec.table
+        rows: list[dict[str, Any]] = []
+        unreadable: list[list[tuple[str, str]]] = []
+        for raw in raw_rows:
+            row, problems = _read_row(raw, table)
+            rows.append(row)
+            unreadable.append(problems)
         ids = [row["id"] for row in rows]
-        children: dict[str, dict[Any, list[dict[str, Any]]]] = {}
+        children: dict[str, dict[Any, list[tuple[dict[str, Any], list[tuple[str, str]]]]]] = {}
         for child in spec.children:
             children[child.key] = self._children(conn, child, ids, self.engine)
-        owner_column = "business_id" if "business_id" in spec.table.c else "id"
-        return [
-            SourceRecord(
-                entity=spec.name,
-                source_id=str(row["id"]),
-                business_id=str(row[owner_column]),
-                updated_at=row["updated_at"],
-                row=row,
-                children={key: by_parent.get(row["id"], []) for key, by_parent in children.items()},
+        owner_column = "business_id" if "business_id" in table.c else "id"
+        records: list[SourceRecord] = []
+        for row, problems in zip(rows, unreadable, strict=True):
+            source_id = str(row["id"])
+            found: list[tuple[str, str]] = []
+            try:
+                check_external_id(spec.external_id(source_id), "id", source_id=source_id)
+            except RecordInvalid as exc:
+                found.append((exc.field_path, exc.message))
+            found.extend(problems)
+            attached: dict[str, list[dict[str, Any]]] = {}
+            for key, by_parent in children.items():
+                entries = by_parent.get(row["id"], [])
+                attached[key] = [child_row for child_row, _ in entries]
+                for index, (_, child_problems) in enumerate(entries):
+                    found.extend((f"{key}[{index}].{path}", why) for path, why in child_problems)
+            updated_at = row.get("updated_at")
+            records.append(
+                SourceRecord(
+                    entity=spec.name,
+                    source_id=source_id,
+                    business_id=str(row[owner_column]),
+                    updated_at=updated_at
+                    if isinstance(updated_at, datetime)
+                    else UNKNOWN_UPDATED_AT,
+                    row=row,
+                    children=attached,
+                    problem=_problem(found),
+                )
             )
-            for row in rows
-        ]
+        return records
 
     @staticmethod
     def _children(
         conn: Connection, child: ChildLike, parent_ids: Sequence[Any], engine: Engine
-    ) -> dict[Any, list[dict[str, Any]]]:
+    ) -> dict[Any, list[tuple[dict[str, Any], list[tuple[str, str]]]]]:
         table = child.table
         parent = table.c[child.parent_column]
-        grouped: dict[Any, list[dict[str, Any]]] = {}
+        grouped: dict[Any, list[tuple[dict[str, Any], list[tuple[str, str]]]]] = {}
         for batch in _batches(parent_ids, IN_BATCH_SIZE):
             stmt = (
                 select(*lenient_columns(engine, table))
                 .where(parent.in_(batch))
                 .order_by(parent, table.c[child.order_by], table.c.id)
             )
-            for row in conn.execute(stmt).mappings():
-                plain = _plain(row, table)
-                grouped.setdefault(plain[child.parent_column], []).append(plain)
+            for raw in conn.execute(stmt).mappings():
+                plain, problems = _read_row(raw, table)
+                grouped.setdefault(plain[child.parent_column], []).append((plain, problems))
         return grouped
 
 
+def _is_active() -> ColumnElement[bool]:
+    """``businesses.is_active`` is true (bool, 1, or true-like text); NULL is not."""
+    text_value = func.lower(func.coalesce(cast(businesses.c.is_active, String), ""))
+    return text_value.in_(ACTIVE_TEXT)
+
+
+def _problem(found: Sequence[tuple[str, str]]) -> RecordInvalid | None:
+    """One ``RecordInvalid`` for everything wrong with a record: the first named, others listed."""
+    if not found:
+        return None
+    path, message = found[0]
+    if len(found) > 1:
+        others = ", ".join(p for p, _ in found[1:6]) + (", ..." if len(found) > 6 else "")
+        message = f"{message} (also unreadable: {others})"
+    return RecordInvalid(path, message)
+
+
+_DATE_TYPES = (Date, DateTime)
 _LENIENT_TYPES = (Numeric, Date, DateTime)
 
 
 def lenient_columns(engine: Engine, table: Table) -> list[Any]:
-    """Columns to select, read raw where SQLite could hold text of the wrong shape.
+    """Columns to select, read so that no value can make the driver raise.
 
     SQLite stores whatever it is given, and SQLAlchemy's typed result processors raise on a
-    quantity of 'three' or a date of '31/12/2026', which would fail a whole chunk. Reading those
-    columns raw and converting in ``_plain`` keeps the bad value, so the mapper rejects that one
-    record and names the field. PostgreSQL enforces the types itself.
+    quantity of 'three' or a date of '31/12/2026'; PostgreSQL holds timestamps Python cannot
+    ('-infinity', '0001-01-01 BC', year 10000), on which psycopg2's decoding raises (or, for
+    'infinity', silently returns year 9999). So dates and timestamps are read as text on
+    PostgreSQL and raw on SQLite, and numbers raw on SQLite; ``plain_row`` converts them and
+    keeps a value it cannot convert as it is (the record then carries a ``problem``).
     """
     if is_postgresql(engine):
-        return list(table.c)
+        return [
+            cast(c, Text).label(c.name) if isinstance(c.type, _DATE_TYPES) else c for c in table.c
+        ]
     return [
         type_coerce(c, NullType()).label(c.name) if isinstance(c.type, _LENIENT_TYPES) else c
         for c in table.c
     ]
 
 
-def _lenient(column_type: Any, value: Any) -> Any:
-    """Best-effort conversion of a raw SQLite value; what cannot be converted is kept as is."""
+_UNREADABLE_DATE = "before year 1, after year 9999, infinite, or not a date"
+
+
+def _convert(column_type: Any, value: Any) -> tuple[Any, str | None]:
+    """A raw value converted to its column's Python type, or kept with the reason it cannot be."""
     if value is None or isinstance(value, bool):
-        return value
-    if isinstance(column_type, DateTime) and isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    if isinstance(column_type, Date) and isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            return value
-    if isinstance(column_type, Numeric) and isinstance(value, int | float | str):
-        try:
-            return Decimal(repr(value) if isinstance(value, float) else value)
-        except (InvalidOperation, ValueError):
-            return value
-    return value
+        return value, None
+    if isinstance(column_type, _DATE_TYPES):
+        day_only = isinstance(column_type, Date) and not isinstance(column_type, DateTime)
+        what = "date" if day_only else "date-time"
+        if isinstance(value, datetime):
+            return _aware(value)
+        if isinstance(value, date):
+            return value, None
+        if isinstance(value, str):
+            text = value.strip()
+            if day_only:
+                try:
+                    return date.fromisoformat(text), None
+                except ValueError:
+                    pass  # perhaps a date-time; the mapper takes its UTC day
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                return value, f"cannot be read as a {what}: {_shown(value)} ({_UNREADABLE_DATE})"
+            return _aware(moment)
+        return value, f"cannot be read as a {what}: {type(value).__name__} {_shown(value)}"
+    if isinstance(column_type, Numeric):
+        if isinstance(value, Decimal):
+            return value, None
+        if isinstance(value, int):
+            return Decimal(value), None
+        if isinstance(value, float):
+            return Decimal(repr(value)), None
+        if isinstance(value, str):
+            try:
+                return Decimal(value.strip()), None
+            except (InvalidOperation, ValueError):
+                return value, f"cannot be read as a number: {_shown(value)}"
+        return value, f"cannot be read as a number: {type(value).__name__} {_shown(value)}"
+    return value, None
 
 
-def _plain(row: RowMapping, table: Table) -> dict[str, Any]:
-    """A result row as a plain dict; datetimes made aware UTC whatever the engine returned."""
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        name = str(key)
-        if name in table.c and isinstance(table.c[name].type, _LENIENT_TYPES):
-            value = _lenient(table.c[name].type, value)
-        out[name] = utc(value) if isinstance(value, datetime) else value
-    return out
+def _aware(moment: datetime) -> tuple[Any, str | None]:
+    try:
+        return utc(moment), None
+    except (OverflowError, ValueError):
+        return (
+            moment,
+            f"cannot be read as a UTC date-time: {moment.isoformat()} ({_UNREADABLE_DATE})",
+        )
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
+@lru_cache(maxsize=256)
+def _lenient_types(table: Table) -> dict[str, Any]:
+    """Column name -> type, for the columns ``_convert`` handles (looked up once per table)."""
+    return {c.name: c.type for c in table.c if isinstance(c.type, _LENIENT_TYPES)}
+
+
+def _read_row(row: RowMapping, table: Table) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """``plain_row`` plus what could not be read: (column, reason), ``updated_at`` first."""
+    lenient = _lenient_types(table)
+    out: dict[str, Any] = dict(row)
+    problems: list[tuple[str, str]] = []
+    for name, value in out.items():
+        column_type = lenient.get(name)
+        if column_type is not None:
+            converted, why = _convert(column_type, value)
+            if why is not None:
+                problems.append((name, why))
+            out[name] = converted
+        elif isinstance(value, datetime):
+            out[name] = _aware(value)[0]
+    if "updated_at" in lenient and "updated_at" in out:
+        stamp = [p for p in problems if p[0] == "updated_at"]
+        problems = [p for p in problems if p[0] != "updated_at"]
+        if out["updated_at"] is None:
+            problems.insert(0, ("updated_at", "NULL: cannot tell when it changed"))
+        elif stamp:
+            problems.insert(0, ("updated_at", f"{stamp[0][1]}; cannot tell when it changed"))
+    return out, problems
+
+
+def plain_row(row: RowMapping, table: Table) -> dict[str, Any]:
+    """A row read with ``lenient_columns`` as a plain dict of Python values.
+
+    Datetimes are aware UTC; numbers on SQLite are Decimals; a value that cannot be converted
+    (text in a number or date column, a PostgreSQL timestamp outside years 1-9999) is kept as
+    it is, so whoever reads it can refuse that one row and say why.
+    """
+    return _read_row(row, table)[0]
 
 
 def _batches(values: Sequence[Any], size: int) -> Iterable[list[Any]]:

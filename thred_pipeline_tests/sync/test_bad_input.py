@@ -11,9 +11,12 @@ breaks one record the way real warehouses do, and syncs every entity. Then it ch
 - nothing is lost (every warehouse row has a ledger row) and nothing is duplicated (the
   sandbox holds one object per external_id, as many per entity as the ledger created).
 
-Rejections come from local validation (no API call) or from Thred (a 400 kept with Thred's
-error code and field details). The records to break are picked from the seed by what each case
-needs (``Targets``), so a change to the seed generator does not silently weaken a case.
+Rejections come from local validation (no API call), from extraction (a row that cannot be read
+or keyed reaches the engine as a ``SourceRecord`` with a ``problem``, quarantined as it is), or
+from Thred (a 400 kept with Thred's error code and field details). Values only PostgreSQL can
+hold (year 1 BC, 'infinity') have their own catalogue on a PostgreSQL warehouse. The records to
+break are picked from the seed by what each case needs (``Targets``), so a change to the seed
+generator does not silently weaken a case.
 """
 
 from __future__ import annotations
@@ -25,20 +28,27 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import text
 
 from thred_pipeline import entities
 from thred_pipeline.checks import quarantine_result
+from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
+from thred_pipeline.reconcile.reconciler import BooksReconciler
 from thred_pipeline.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from thred_pipeline.sync.engine import LOCAL_VALIDATION
-from thred_pipeline.sync.ledger import ledger_table
-from thred_pipeline.sync.reconcile import Reconciler
+from thred_pipeline.sync.ledger import SyncLedger, ledger_table
 from thred_pipeline.sync.records import Status
 from thred_pipeline.thred.client import ThredClient
+from thred_pipeline.thred.settings import ThredSettings
+from thred_pipeline.warehouse import schema as wh_schema
+from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline.warehouse.extract import Warehouse
-from thred_pipeline.warehouse.seed import SeedConfig, generate
-from thred_pipeline_tests.chaos.world import Key, World, seed_file
+from thred_pipeline.warehouse.seed import SeedConfig, generate, load
+from thred_pipeline_tests.chaos.world import Key, World, sandbox_faults, seed_file
+from thred_pipeline_tests.pg import pg_database
 
 SEED = SeedConfig(
     seed=13,
@@ -149,6 +159,18 @@ def world(tmp_path: Path, template: Path, sandbox: RunningSandbox) -> Iterator[W
         yield w
     finally:
         w.close()
+
+
+@pytest.fixture
+def readable_world(world: World) -> Iterator[World]:
+    """The world, with the sandbox answering its extended fields too (line descriptions and
+    external ids are not in Thred's documented responses), so a test can read back exactly
+    what was sent. Put back to strict afterwards: the sandbox is shared by the module."""
+    sandbox_faults(world.sandbox_url, extended_fields=True)
+    try:
+        yield world
+    finally:
+        sandbox_faults(world.sandbox_url)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -439,14 +461,22 @@ def _future_date(w: World) -> list[Expect]:
 
 @case("name longer than Thred allows")
 def _long(w: World) -> list[Expect]:
+    # No documented limit, so it is sent; Thred's own refusal quarantines this one record.
     vendor = new_vendor(w, company_name="Longwinded " * 30)
-    return [rejected("vendors", vendor, "company_name", "Thred accepts at most 255")]
+    return [thred_rejected("vendors", vendor, "company_name", "no more than 255 characters")]
 
 
-@case("VAT number longer than Thred allows")
+@case("legal name longer than the documented 255")
+def _long_legal_name(w: World) -> list[Expect]:
+    business = new_business(w, "biz-04")
+    set_row(w, "businesses", business, legal_name="Longwinded " * 30)
+    return [rejected("businesses", business, "legal_name", "Thred accepts at most 255")]
+
+
+@case("VAT number longer than the documented 20")
 def _long_vat(w: World) -> list[Expect]:
-    vendor = new_vendor(w, vat_number="GB" + "1" * 25)
-    return [rejected("vendors", vendor, "vat_number", "at most 20")]
+    business = new_business(w, "biz-05", vat_number="GB" + "1" * 25)
+    return [rejected("businesses", business, "vat_number", "at most 20")]
 
 
 @case("NUL character in a name")
@@ -459,6 +489,94 @@ def _nul(w: World) -> list[Expect]:
 def _escape(w: World) -> list[Expect]:
     set_row(w, "invoices", T.invoice, memo="PO 123\x1b[31m")
     return [rejected("invoices", T.invoice, "memo", "control character U+001B")]
+
+
+# Rows that cannot be read or keyed: the extractor hands them over with a ``problem``
+
+
+def new_row(
+    w: World,
+    table: str,
+    row_id: str,
+    where: str = "1 = 1",
+    params: dict[str, Any] | None = None,
+    **changes: Any,
+) -> str:
+    """A copy of a row of ``table`` under a new id (nothing refers to it)."""
+    copy_row(w, table, where, params or {}, id=row_id, **changes)
+    return row_id
+
+
+UNREADABLE = "unreadable_source_row"  # the engine's error_code for a record with a problem
+
+
+def unreadable(entity: str, source_id: str, path: str, reason: str) -> Expect:
+    """Quarantined as extracted (``SourceRecord.problem``), before any mapping or API call."""
+    return Expect(entity, source_id, Status.REJECTED, path, reason, code=UNREADABLE)
+
+
+NON_ASCII_PAYMENT = "pay-ü-1"
+LONG_VENDOR = "ven-" + "v" * 296  # 300 characters
+NULL_STAMP_CUSTOMER = "cus-null-stamp"
+GARBAGE_STAMP_CUSTOMER = "cus-bad-stamp"
+MEMO_1000 = ("Lieferung laut Rahmenvertrag Nr. 4711 — 東京 ✓\n" * 30)[:1000]
+
+
+@case("NULL updated_at")
+def _null_updated_at(w: World) -> list[Expect]:
+    w.loosen("customers")
+    new_row(w, "customers", NULL_STAMP_CUSTOMER, "archived_at IS NULL", updated_at=None)
+    reason = "NULL: cannot tell when it changed"
+    return [unreadable("customers", NULL_STAMP_CUSTOMER, "updated_at", reason)]
+
+
+@case("unreadable updated_at text")
+def _garbage_updated_at(w: World) -> list[Expect]:
+    new_row(w, "customers", GARBAGE_STAMP_CUSTOMER, "archived_at IS NULL", updated_at="yesterday")
+    return [unreadable("customers", GARBAGE_STAMP_CUSTOMER, "updated_at", "'yesterday'")]
+
+
+@case("NULL updated_at on a line item")
+def _null_line_updated_at(w: World) -> list[Expect]:
+    w.loosen("invoice_line_items")
+    set_line(w, T.invoice, 0, updated_at=None)
+    reason = "NULL: cannot tell when it changed"
+    return [unreadable("invoices", T.invoice, "line_items[0].updated_at", reason)]
+
+
+@case("non-ASCII payment id")
+def _non_ascii_id(w: World) -> list[Expect]:
+    new_row(w, "payments", NON_ASCII_PAYMENT, "id = :p", {"p": T.payment})
+    return [unreadable("invoice_payments", NON_ASCII_PAYMENT, "id", "non-ASCII character 'ü'")]
+
+
+@case("non-ASCII customer id referenced by an invoice")
+def _non_ascii_reference(w: World) -> list[Expect]:
+    customer = new_customer(w)
+    assert w.sql("UPDATE customers SET id = 'cus-ñ-1' WHERE id = :c", c=customer)
+    set_row(w, "invoices", T.invoice, customer_id="cus-ñ-1")
+    return [
+        unreadable("customers", "cus-ñ-1", "id", "non-ASCII character 'ñ'"),
+        rejected("invoices", T.invoice, "customer_id", "references id 'cus-ñ-1'"),
+    ]
+
+
+@case("300-character id")
+def _long_id(w: World) -> list[Expect]:
+    new_row(w, "vendors", LONG_VENDOR, "archived_at IS NULL")
+    return [unreadable("vendors", LONG_VENDOR, "id", "is 300 characters long")]
+
+
+@case("number out of range")
+def _huge_amount(w: World) -> list[Expect]:
+    assert w.sql("UPDATE refunds SET amount_cents = 1e30 WHERE id = :r", r=T.refund)
+    return [rejected("refunds", T.refund, "amount_cents", "too large")]
+
+
+@case("text in a timestamp column")
+def _text_timestamp(w: World) -> list[Expect]:
+    set_row(w, "bills", T.bill, due_at="end of month")
+    return [unreadable("bills", T.bill, "due_at", "'end of month'")]
 
 
 # Thred-side refusals: a 400, kept with Thred's error code and field details
@@ -570,7 +688,7 @@ def test_allocation_to_a_missing_invoice_waits_and_is_warned_about_once_old(worl
     world.audit({expect.key: Status.DEFERRED}).assert_ok()
 
     spec = entities.get("invoice_payments")
-    fresh = quarantine_result(spec, world.ledger)
+    fresh = quarantine_result(world.ledger)
     assert fresh.passed, "a record deferred for minutes is not a problem yet"
     assert metadata(fresh, "deferred") >= 1
 
@@ -582,13 +700,13 @@ def test_allocation_to_a_missing_invoice_waits_and_is_warned_about_once_old(worl
             .values(status_since=datetime.now(UTC) - timedelta(days=3, hours=1))
         )
     world.sync()  # deferred again: status_since must not move
-    old = quarantine_result(spec, world.ledger)
+    old = quarantine_result(world.ledger)
     assert not old.passed
     assert metadata(old, "deferred_too_long") == 1
     listed = metadata(old, "records")
     assert [r["external_id"] for r in listed] == [f"payment-{T.payment}"]
     assert "allocations[0].invoice_id" in listed[0]["reason"]
-    assert metadata(old, "by_reason") == {"deferred:parent_not_synced": 1}
+    assert metadata(old, "by_reason") == {"invoice_payments:deferred:parent_not_synced": 1}
 
 
 def metadata(check: Any, key: str) -> Any:
@@ -615,7 +733,8 @@ def _thred_get(world: World, path: str) -> dict[str, Any]:
     return asyncio.run(read())
 
 
-def test_unicode_passes_unchanged(world: World) -> None:
+def test_unicode_passes_unchanged(readable_world: World) -> None:
+    world = readable_world
     set_row(world, "customers", T.customer, company_name=UNICODE_NAME)
     set_row(world, "invoices", T.invoice, memo=UNICODE_MEMO)
     set_line(world, T.invoice, 0, description=UNICODE_LINE)
@@ -631,7 +750,8 @@ def test_unicode_passes_unchanged(world: World) -> None:
     assert thred_invoice["line_items"][0]["description"] == UNICODE_LINE
 
 
-def test_orphan_line_item_attaches_to_nothing(world: World) -> None:
+def test_orphan_line_item_attaches_to_nothing(readable_world: World) -> None:
+    world = readable_world
     """A line whose invoice is not in the warehouse (a replication gap): no crash, no attach."""
     copy_row(
         world,
@@ -662,24 +782,38 @@ def test_orphan_line_item_attaches_to_nothing(world: World) -> None:
 # --- text where SQLite holds numbers or dates: one record rejected, never the whole chunk ---
 
 
-@pytest.mark.parametrize("value", ["three", "NaN"])
-def test_quantity_stored_as_text_is_rejected_not_fatal(world: World, value: str) -> None:
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("three", UNREADABLE),  # text: extraction cannot read it as a number
+        ("NaN", LOCAL_VALIDATION),  # a number, but not a quantity: the mapper refuses it
+    ],
+)
+def test_quantity_stored_as_text_is_rejected_not_fatal(world: World, value: str, code: str) -> None:
     set_line(world, T.invoice, 0, quantity=value)
     results = world.sync()
-    expect = rejected("invoices", T.invoice, "line_items[0].quantity", "")
+    expect = Expect("invoices", T.invoice, Status.REJECTED, "line_items[0].quantity", "", code)
     check_expectations(world, [expect], results)
     world.audit({expect.key: Status.REJECTED}).assert_ok()
-    # Reconciliation reads the same raw rows: it must not crash on them either.
-    reconciler = Reconciler(Warehouse(world.wh), world.ledger, world.settings)
-    for name in ("customers", "invoices"):
-        for outcome in reconciler.check_all(entities.get(name), world.window):
-            assert outcome.passed, (name, outcome.measure, outcome.summary, outcome.mismatches)
+    # Reconciliation reads the same raw rows: it must not crash on them, and it must report
+    # the quarantined invoice as missing in Thred, with its reason (never a pass).
+    report = BooksReconciler(Warehouse(world.wh), world.ledger, world.settings).run(
+        as_of=world.window.end
+    )
+    invoices = next(c for c in report.checks if c.name == "invoices")
+    assert not invoices.passed
+    missing = invoices.differences.to_dict("records")
+    assert [(d["source_id"], d["kind"], d["cause"]) for d in missing] == [
+        (T.invoice, "missing in Thred", "quarantined")
+    ], missing
+    customers = next(c for c in report.checks if c.name == "customers")
+    assert customers.passed, customers.differences.to_dict("records")
 
 
 def test_unparseable_date_is_rejected_not_fatal(world: World) -> None:
     set_row(world, "payments", T.payment, payment_date="31/12/2026")
     results = world.sync()
-    expect = rejected("invoice_payments", T.payment, "payment_date", "")
+    expect = unreadable("invoice_payments", T.payment, "payment_date", "'31/12/2026'")
     check_expectations(world, [expect], results)
     world.audit({expect.key: Status.REJECTED}).assert_ok()
 
@@ -704,3 +838,190 @@ def test_targets_fit_what_the_cases_need() -> None:
     assert T.invoice not in {a["invoice_id"] for a in data["payment_allocations"]} | refunded
     assert NEW_CUSTOMER not in {c["id"] for c in data["customers"]}
     assert NEW_VENDOR not in {v["id"] for v in data["vendors"]}
+
+
+# --- kinds that need more than one row, and all of them at once ------------------------------
+
+
+def test_a_1000_character_memo_is_accepted_as_it_is(readable_world: World) -> None:
+    world = readable_world
+    """The contract states no limit for memos, descriptions or refund reasons."""
+    set_row(world, "invoices", T.invoice, memo=MEMO_1000)
+    set_line(world, T.invoice, 0, description=MEMO_1000)
+    set_row(world, "refunds", T.refund, reason=MEMO_1000)
+    world.sync()
+    world.audit({}).assert_ok()
+    invoice = world.ledger.get("invoices", T.invoice)
+    refund = world.ledger.get("refunds", T.refund)
+    assert invoice is not None and refund is not None
+    thred_invoice = _thred_get(world, f"invoices/{invoice.thred_id}/")
+    assert thred_invoice["memo"] == MEMO_1000
+    assert thred_invoice["line_items"][0]["description"] == MEMO_1000
+    assert refund.status is Status.SYNCED
+
+
+TOGETHER = [
+    "NULL updated_at",
+    "unreadable updated_at text",
+    "non-ASCII payment id",
+    "300-character id",
+    "number out of range",
+    "text in a timestamp column",
+    "NULL updated_at on a line item",
+    "zero payment amount",
+    "check bill payment without a check number",
+]
+
+
+def test_every_poison_kind_at_once_costs_only_its_rows(world: World) -> None:
+    """The new kinds together (and two classic ones): each bad row is quarantined alone and
+    every other record, of every later entity too, is synced."""
+    expects = [e for name in TOGETHER for e in CASES[name](world)]
+    assert len({e.key for e in expects}) == len(expects), "the kinds break distinct records"
+    results = world.sync()
+    check_expectations(world, expects, results)
+    world.audit({e.key: e.status for e in expects}).assert_ok()
+    # Run again: the quarantine holds, nothing new is created, nothing is lost.
+    before = world.ledger.status_counts()
+    world.sync()
+    assert world.ledger.status_counts() == before
+    world.audit({e.key: e.status for e in expects}).assert_ok()
+
+
+# --- values only PostgreSQL holds -------------------------------------------------------------
+
+
+class PgWorld(World):
+    """The same universe on a PostgreSQL warehouse of its own (ledger on SQLite, as in World)."""
+
+    def __init__(self, folder: Path, url: str, sandbox_url: str, config: SeedConfig) -> None:
+        self.folder = folder
+        self.config = config
+        self.sandbox_url = sandbox_url
+        httpx.post(f"{sandbox_url}/_sandbox/reset", timeout=30).raise_for_status()
+        self.warehouse_url = url
+        self.wh = create_warehouse_engine(url)
+        load(self.wh, generate(config))
+        self.ledger_url = f"sqlite:///{folder / 'ledger.db'}"
+        self.ledger = SyncLedger.from_url(self.ledger_url)
+        self.settings = _settings(sandbox_url)
+
+    def loosen(self, table: str) -> None:
+        """What a view or a replica has: no NOT NULL, ids of any length."""
+        with self.wh.begin() as conn:
+            for column in wh_schema.metadata.tables[table].columns:
+                if not column.primary_key and not column.nullable:
+                    conn.exec_driver_sql(
+                        f'ALTER TABLE "{table}" ALTER COLUMN "{column.name}" DROP NOT NULL'
+                    )
+            conn.exec_driver_sql(f'ALTER TABLE "{table}" ALTER COLUMN id TYPE text')
+
+
+def _settings(sandbox_url: str) -> ThredSettings:
+    return ThredSettings(
+        base_url=sandbox_url,
+        partner_id=DEMO_PARTNER_ID,
+        api_key=SecretStr(DEMO_API_KEY),
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+        max_attempts=3,
+    )
+
+
+@pytest.fixture
+def pg_world(tmp_path: Path, postgres_admin_url: str, sandbox: RunningSandbox) -> Iterator[PgWorld]:
+    with pg_database(postgres_admin_url, "thred_bad_input") as url:
+        w = PgWorld(tmp_path, url, sandbox.url, SEED)
+        try:
+            yield w
+        finally:
+            w.close()
+
+
+PG_CASES: dict[str, Breaker] = {}
+
+
+def pg_case(name: str) -> Callable[[Breaker], Breaker]:
+    def register(breaker: Breaker) -> Breaker:
+        assert name not in PG_CASES, name
+        PG_CASES[name] = breaker
+        return breaker
+
+    return register
+
+
+@pg_case("timestamp before year 1")
+def _pg_bc_timestamp(w: World) -> list[Expect]:
+    set_row(w, "invoices", T.invoice, sent_at="0001-01-01 00:00:00+00 BC")
+    return [unreadable("invoices", T.invoice, "sent_at", "'0001-01-01 00:00:00+00 BC'")]
+
+
+@pg_case("date before year 1")
+def _pg_bc_date(w: World) -> list[Expect]:
+    set_row(w, "payments", T.payment, payment_date="0001-01-01 BC")
+    return [unreadable("invoice_payments", T.payment, "payment_date", "'0001-01-01 BC'")]
+
+
+@pg_case("infinite timestamp")
+def _pg_infinity(w: World) -> list[Expect]:
+    set_row(w, "bills", T.bill, due_at="infinity")
+    return [unreadable("bills", T.bill, "due_at", "'infinity'")]
+
+
+@pg_case("year 10000")
+def _pg_year_10000(w: World) -> list[Expect]:
+    set_row(w, "refund_payments", T.refund_payment, completed_at="10000-01-01 00:00:00+00")
+    path, reason = "completed_at", "'10000-01-01 00:00:00+00'"
+    return [unreadable("refund_payments", T.refund_payment, path, reason)]
+
+
+@pg_case("-infinity updated_at")
+def _pg_minus_infinity_stamp(w: World) -> list[Expect]:
+    customer = new_row(w, "customers", "cus-minus-inf", "archived_at IS NULL")
+    set_row(w, "customers", customer, updated_at="-infinity")
+    return [unreadable("customers", customer, "updated_at", "cannot tell when it changed")]
+
+
+@pg_case("NULL updated_at")
+def _pg_null_stamp(w: World) -> list[Expect]:
+    w.loosen("vendors")
+    vendor = new_row(w, "vendors", "ven-null-stamp", "archived_at IS NULL", updated_at=None)
+    return [unreadable("vendors", vendor, "updated_at", "NULL: cannot tell when it changed")]
+
+
+@pg_case("300-character id")
+def _pg_long_id(w: World) -> list[Expect]:
+    w.loosen("customers")
+    customer = new_row(w, "customers", "cus-" + "c" * 296, "archived_at IS NULL")
+    return [unreadable("customers", customer, "id", "is 300 characters long")]
+
+
+@pg_case("non-ASCII id")
+def _pg_non_ascii_id(w: World) -> list[Expect]:
+    new_row(w, "payments", NON_ASCII_PAYMENT, "id = :p", {"p": T.payment})
+    return [unreadable("invoice_payments", NON_ASCII_PAYMENT, "id", "non-ASCII character 'ü'")]
+
+
+PG_COPIES = {"non-ASCII id", "300-character id", "NULL updated_at", "-infinity updated_at"}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("name", sorted(PG_CASES))
+def test_bad_row_on_postgresql_is_quarantined_and_the_rest_syncs(
+    pg_world: PgWorld, name: str
+) -> None:
+    expects = PG_CASES[name](pg_world)
+    results = pg_world.sync()  # no value PostgreSQL holds can stop extraction
+    check_expectations(pg_world, expects, results)
+    pg_world.audit({e.key: e.status for e in expects}).assert_ok()
+
+
+@pytest.mark.postgres
+def test_every_postgresql_poison_kind_at_once(pg_world: PgWorld) -> None:
+    # Rows are copied before others are corrupted (a copy reads the source row natively).
+    order = sorted(PG_CASES, key=lambda name: name not in PG_COPIES)
+    expects = [e for name in order for e in PG_CASES[name](pg_world)]
+    assert len({e.key for e in expects}) == len(expects), "the kinds break distinct records"
+    results = pg_world.sync()
+    check_expectations(pg_world, expects, results)
+    pg_world.audit({e.key: e.status for e in expects}).assert_ok()

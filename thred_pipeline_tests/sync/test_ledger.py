@@ -7,8 +7,20 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import Column, MetaData, String, Table, inspect
+from sqlalchemy.engine import make_url
 
-from thred_pipeline.sync.ledger import RETRY_FIRST, RETRY_REQUESTED, SyncLedger
+from thred_pipeline.sync.ledger import (
+    ERROR_CODE_LENGTH,
+    ID_COLUMNS,
+    LEDGER_ID_LENGTH,
+    RETRY_FIRST,
+    RETRY_REQUESTED,
+    SyncLedger,
+    create_ledger_engine,
+    ledger_key,
+    ledger_table,
+)
 from thred_pipeline.sync.records import Status
 from thred_pipeline_tests.sync.conftest import Backend
 
@@ -242,3 +254,182 @@ def test_reads(ledger: SyncLedger) -> None:
     assert len(rows) == 11 and all(r.status is Status.SYNCED for r in rows)
     assert list(ledger.iter_rows("invoices")) == []
     assert ledger.get("invoices", "pay-0000") is None
+
+
+# --- ids and codes no write can choke on ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source_id",
+    [
+        pytest.param("i" * 300, id="300 characters"),
+        pytest.param("i" * 512, id="exactly the column"),
+        pytest.param("ü" * 600, id="600 non-ASCII characters"),
+        pytest.param("x" * 20_000, id="20,000 characters"),
+        pytest.param("inv-\x00-1", id="NUL"),
+        pytest.param("inv-\ud800-1", id="lone surrogate"),
+    ],
+)
+def test_any_id_can_be_recorded_and_found_again(ledger: SyncLedger, source_id: str) -> None:
+    business_id = f"biz-{source_id}"
+    ledger.record_outcome(
+        entity="invoices",
+        source_id=source_id,
+        business_id=business_id,
+        external_id=f"invoice-{source_id}",
+        status=Status.REJECTED,
+        error_code="invalid_source_data",
+        error_message=f"invoice {source_id}: id: is too long",
+        source_updated_at=VERSION,
+        forget_intended=True,
+    )
+    ledger.record_outcome(  # a second write to the same row (the upsert path)
+        entity="invoices",
+        source_id=source_id,
+        business_id=business_id,
+        external_id=f"invoice-{source_id}",
+        status=Status.REJECTED,
+        error_code="invalid_source_data",
+        error_message=f"invoice {source_id}: id: is still too long",
+        error_details={"id": ["is too long"]},
+    )
+    ledger.record_outcome(
+        entity="invoices",
+        source_id="inv-ok",
+        business_id="biz-1",
+        external_id="invoice-inv-ok",
+        status=Status.REJECTED,
+        error_code="invalid_source_data",
+        error_message="invoice inv-ok: memo: bad",
+    )
+    found = ledger.get_many("invoices", [source_id, "inv-ok"])
+    assert set(found) == {source_id, "inv-ok"}
+    row = found[source_id]
+    assert row.source_id == source_id and row.status is Status.REJECTED
+    assert row.error_details == {"id": ["is too long"]}
+    assert row.source_updated_at == VERSION
+    stored = ledger_key(source_id)
+    assert len(stored) <= LEDGER_ID_LENGTH and len(row.external_id) <= LEDGER_ID_LENGTH
+    if stored == source_id:
+        assert row.error_message == f"invoice {source_id}: id: is still too long"
+    else:  # the full id stays readable in the message (escaped where it has to be)
+        assert "sha256:" in stored and stored != ledger_key(source_id + "x")
+        escaped = source_id.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
+        assert escaped in (row.error_message or "")
+        assert "is still too long" in (row.error_message or "")
+    assert ledger.status_counts("invoices")["rejected"] == 2
+    assert stored in ledger.source_ids_with_status("invoices", [Status.REJECTED])
+    assert ledger.release_for_retry("invoices", [source_id]) == 1
+    released = ledger.get("invoices", source_id)
+    assert released is not None and released.status is Status.UNKNOWN
+
+
+def test_long_ids_through_intent_synced_and_thred_ids(ledger: SyncLedger) -> None:
+    source_id = "p" * 700
+    ledger.record_intent(
+        entity="invoice_payments",
+        source_id=source_id,
+        business_id="b" * 700,
+        external_id=f"payment-{source_id}",
+        intended_hash="h1",
+        source_updated_at=VERSION,
+    )
+    ledger.record_synced(
+        entity="invoice_payments",
+        source_id=source_id,
+        thred_id="t" * 600,
+        confirmed_hash="h1",
+        confirmed_updated_at=VERSION,
+        terminal_done=False,
+        confirmed_body={"memo": "m" * 5000},
+    )
+    ledger.touch_confirmed("invoice_payments", source_id, LATER)
+    assert ledger.thred_ids("invoice_payments", [source_id]) == {source_id: ledger_key("t" * 600)}
+    assert ledger.confirmed_body("invoice_payments", source_id) == {"memo": "m" * 5000}
+    row = ledger.get("invoice_payments", source_id)
+    assert row is not None and row.status is Status.SYNCED and row.source_id == source_id
+    assert ledger.status_counts(business_id="b" * 700)["synced"] == 1
+    assert [r.business_id for r in ledger.iter_rows(business_id="b" * 700)] == [
+        ledger_key("b" * 700)
+    ]
+
+
+def test_error_code_longer_than_its_column_is_shortened_and_quoted(ledger: SyncLedger) -> None:
+    code = "thred_" + "very_long_error_code_" * 10
+    outcome(ledger, Status.REJECTED, code=code, message="invoice inv-1: refused")
+    row = ledger.get("invoices", "inv-1")
+    assert row is not None and row.error_code is not None
+    assert len(row.error_code) == ERROR_CODE_LENGTH and row.error_code.startswith("thred_very")
+    assert row.error_message == f"invoice inv-1: refused (error_code {code!r})"
+    outcome(ledger, Status.REJECTED, source_id="inv-2", code="x" * 65)
+    other = ledger.get("invoices", "inv-2")
+    assert other is not None and other.error_code != row.error_code
+    outcome(ledger, Status.REJECTED, source_id="inv-3", code="x" * 64)
+    exact = ledger.get("invoices", "inv-3")
+    assert exact is not None and exact.error_code == "x" * 64
+
+
+def test_messages_are_bounded_but_keep_a_long_id(ledger: SyncLedger) -> None:
+    outcome(ledger, Status.REJECTED, message="m" * 10_000)
+    row = ledger.get("invoices", "inv-1")
+    assert row is not None and len(row.error_message or "") == 4000
+    long_id = "i" * 6000
+    outcome(ledger, Status.REJECTED, source_id=long_id, message=f"invoice {long_id}: id: long")
+    kept = ledger.get("invoices", long_id)
+    assert kept is not None and kept.error_message == f"invoice {long_id}: id: long"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg2"])
+def test_from_url_accepts_plain_postgresql_urls(postgres_url: str, scheme: str) -> None:
+    url = make_url(postgres_url).set(drivername=scheme)
+    ledger = SyncLedger.from_url(url.render_as_string(hide_password=False))
+    try:
+        assert ledger.engine.dialect.name == "postgresql"
+        assert ledger.engine.dialect.driver == "psycopg2"
+        intent(ledger)
+        assert ledger.get("invoices", "inv-1") is not None
+    finally:
+        ledger.engine.dispose()
+
+
+def test_a_malformed_url_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ValueError, match="THRED_LEDGER_URL is not a valid") as caught:
+        SyncLedger.from_url("postgresql://user:s3cr3t@host:notaport/db")
+    assert "s3cr3t" not in str(caught.value)
+
+
+def test_an_older_ledger_is_widened_in_place(backend: Backend) -> None:
+    """A ledger created with the earlier VARCHAR(128)/VARCHAR(255) ids takes long ids after
+    ``create_schema`` (PostgreSQL enforces lengths; SQLite does not)."""
+    old = MetaData()
+    Table(
+        ledger_table.name,
+        old,
+        *[
+            Column(
+                c.name,
+                String(128) if c.name in ("source_id", "thred_id") else c.type,
+                primary_key=c.primary_key,
+                nullable=c.nullable,
+            )
+            for c in ledger_table.columns
+        ],
+    )
+    ledger = SyncLedger(create_ledger_engine(backend.ledger_url))
+    try:
+        old.create_all(ledger.engine)
+        intent(ledger)
+        ledger.create_schema()
+        ledger.create_schema()  # idempotent
+        lengths = {
+            c["name"]: getattr(c["type"], "length", None)
+            for c in inspect(ledger.engine).get_columns(ledger_table.name)
+        }
+        if backend.name == "postgres":
+            assert all(lengths[name] == LEDGER_ID_LENGTH for name in ID_COLUMNS), lengths
+        outcome(ledger, Status.REJECTED, source_id="i" * 400)
+        assert ledger.get("invoices", "i" * 400) is not None
+        assert ledger.get("invoices", "inv-1") is not None, "existing rows are kept"
+    finally:
+        ledger.engine.dispose()
