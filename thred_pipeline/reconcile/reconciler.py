@@ -436,8 +436,10 @@ class BooksReconciler(_Base):
                 value = thred_side.money(item, "outstanding_balance")
                 thred_values[(business_id, source)]["outstanding_balance"] = value
         aging_totals: dict[str, Any] = {}
-        for business_id, reports in aging.items():
-            body = reports[side.name]
+        read = set(frames["businesses"]["source_id"]) - set(not_read)
+        for business_id in sorted(read):
+            # A business Thred does not hold at all has nothing open there: compare with 0.
+            body = aging.get(business_id, {}).get(side.name, {"total_outstanding_cents": 0})
             aging_totals[business_id] = thred_side.money(body, "total_outstanding_cents")
             per_party = thred_side.aging_per_party(body, side.name)
             for thred_id, value in per_party.items():
@@ -453,7 +455,6 @@ class BooksReconciler(_Base):
                 thred_values[(business_id, p)].setdefault("aging", 0)
                 if side is AR:
                     thred_values[(business_id, p)].setdefault("outstanding_balance", None)
-        read = set(aging)
         expected = expected[expected["business_id"].isin(read)]
         parties = frames[side.party]
         parties = parties[parties["business_id"].isin(read)]

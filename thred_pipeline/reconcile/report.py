@@ -101,7 +101,7 @@ class BooksReport:
         for row in frame.head(SHOWN * 5).to_dict("records"):
             cells = [
                 row["check"],
-                f"{row['entity']} {row['source_id'] or row['thred_id']}",
+                f"{row['entity']} {row['source_id'] or row['thred_id'] or '(business total)'}",
                 row["kind"],
                 row["field"] or "",
                 row["expected"],
@@ -143,7 +143,12 @@ def _cell(value: Any) -> str:
 
 
 def _one_line(row: dict[str, Any]) -> str:
-    what = f"{row['entity']} {row['source_id'] or row['thred_id']} (business {row['business_id']})"
+    record = row["source_id"] or row["thred_id"]
+    what = (
+        f"{row['entity']} {record} (business {row['business_id']})"
+        if record
+        else f"business {row['business_id']}"
+    )
     field_part = f" {row['field']}" if row["field"] else ""
     values = ""
     if row["expected"] is not None or row["thred"] is not None:

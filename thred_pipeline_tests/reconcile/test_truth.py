@@ -97,6 +97,19 @@ def test_a_clean_sync_reconciles_equal(synced_env: SyncEnv) -> None:
     assert compared["invoices"]["thred_records"] == len(synced_env.data["invoices"])
 
 
+def test_nothing_synced_fails_every_check_with_the_money(env: SyncEnv) -> None:
+    report = books(env)
+    assert report.verdict == "FAIL" and report.exit_code == 1
+    for each in report.checks:
+        assert not each.passed, each.name
+        assert (each.differences["cause"] == "unexplained").all(), each.name
+    invoices = rows(report, "invoices")
+    assert {r["source_id"] for r in invoices} == {i["id"] for i in env.data["invoices"]}
+    assert all("never synced" in r["explanation"] for r in invoices)
+    balances = check(report, "ar_balances").differences
+    assert balances["money_cents"].sum() > 0  # Thred holds none of the open balances
+
+
 def test_a_record_deleted_in_thred_fails_with_its_money(synced_env: SyncEnv) -> None:
     env = synced_env
     payment = env.data["payments"][0]
