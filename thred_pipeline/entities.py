@@ -119,7 +119,6 @@ class EntitySpec:
     response_key: str | None = None  # create responses wrapped in this key
     reference_data: bool = False  # mapper needs Thred's tax codes and chart of accounts
     blocking: bool = False  # a failed reconciliation stops dependants
-    measures: tuple[str, ...] = ("count",)  # reconciliation measures (sync/reconcile.py)
     list_params: tuple[tuple[str, str], ...] = ()  # query params for counting in Thred
     listed_under: tuple[str, str] | None = None  # (parent entity, path param): nested lists
     # Adopting an object after 409 duplicate_external_id: the create path's list is read with
@@ -178,7 +177,6 @@ ENTITIES: tuple[EntitySpec, ...] = (
         group="thred_ar",
         change_policy=ChangePolicy.DRIFT,
         blocking=True,
-        measures=("count", "customer_balance"),
     ),
     EntitySpec(
         name="invoices",
@@ -195,7 +193,6 @@ ENTITIES: tuple[EntitySpec, ...] = (
         group="thred_ar",
         change_policy=ChangePolicy.PUT,
         blocking=True,
-        measures=("count", "ar_outstanding"),
     ),
     EntitySpec(
         name="invoice_payments",
@@ -213,7 +210,6 @@ ENTITIES: tuple[EntitySpec, ...] = (
         response_key="payment",
         group="thred_ar",
         change_policy=ChangePolicy.DRIFT,
-        measures=("count", "payments_total"),
     ),
     EntitySpec(
         name="refunds",
@@ -227,7 +223,6 @@ ENTITIES: tuple[EntitySpec, ...] = (
         adopt_match=same_refund,
         group="thred_ar",
         change_policy=ChangePolicy.DRIFT,
-        measures=("count", "refund_liability"),
     ),
     EntitySpec(
         name="refund_payments",
@@ -240,7 +235,6 @@ ENTITIES: tuple[EntitySpec, ...] = (
         listed_under=("refunds", "refund_id"),
         group="thred_ar",
         change_policy=ChangePolicy.DRIFT,
-        measures=("count",),
     ),
     EntitySpec(
         name="payouts",
@@ -257,7 +251,6 @@ ENTITIES: tuple[EntitySpec, ...] = (
         external_id_filter=True,  # [doc] partial match; the client compares exactly
         group="thred_ar",
         change_policy=ChangePolicy.UPSERT,
-        measures=("count", "payout_totals"),
     ),
     EntitySpec(
         name="vendors",
@@ -275,7 +268,6 @@ ENTITIES: tuple[EntitySpec, ...] = (
         group="thred_ap",
         change_policy=ChangePolicy.DRIFT,
         blocking=True,
-        measures=("count", "vendor_balance"),
     ),
     EntitySpec(
         name="bills",
@@ -291,7 +283,6 @@ ENTITIES: tuple[EntitySpec, ...] = (
         group="thred_ap",
         change_policy=ChangePolicy.PUT,
         blocking=True,
-        measures=("count", "ap_outstanding"),
     ),
     EntitySpec(
         name="bill_payments",
@@ -305,7 +296,6 @@ ENTITIES: tuple[EntitySpec, ...] = (
         idempotency_header=True,
         group="thred_ap",
         change_policy=ChangePolicy.DRIFT,
-        measures=("count",),
     ),
     EntitySpec(
         name="vendor_credits",
@@ -322,7 +312,6 @@ ENTITIES: tuple[EntitySpec, ...] = (
         create_path="vendor-credits/",
         group="thred_ap",
         change_policy=ChangePolicy.DRIFT,
-        measures=("count", "vendor_credit_applied"),
     ),
 )
 

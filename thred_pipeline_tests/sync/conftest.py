@@ -39,7 +39,6 @@ from thred_pipeline_tests.pg import pg_database
 
 if TYPE_CHECKING:
     from thred_pipeline.reconcile import BooksReport
-    from thred_pipeline.sync.reconcile import CheckOutcome, Reconciler
 
 # One business with every kind of record: two payouts (one settles a refund payment), partly
 # and fully paid refunds, an applied and an unapplied vendor credit, a voided invoice,
@@ -219,18 +218,6 @@ class SyncEnv:
 
     # The sync package's first reconciliation (reads fields the strict sandbox does not send);
     # kept for the suites that still use it.
-    def reconciler(self) -> Reconciler:
-        from thred_pipeline.sync.reconcile import Reconciler
-
-        return Reconciler(self.warehouse, self.ledger, self.settings)
-
-    def check(self, name: str, measure: str, window: TimeWindow = WINDOW) -> CheckOutcome:
-        return self.reconciler().check(entities.get(name), measure, window)
-
-    def check_all(self, window: TimeWindow = WINDOW) -> list[CheckOutcome]:
-        reconciler = self.reconciler()
-        return [o for name in ORDER for o in reconciler.check_all(entities.get(name), window)]
-
     # --- Thred -----------------------------------------------------------------------------
 
     @property
@@ -345,12 +332,6 @@ class SyncEnv:
         with self.ledger.engine.begin() as conn:
             result = conn.execute(delete(ledger_table).where(ledger_table.c.entity == entity))
             return int(result.rowcount or 0)
-
-
-def all_measures() -> list[tuple[str, str]]:
-    from thred_pipeline.sync.reconcile import supported
-
-    return [(spec.name, m) for spec in entities.sync_order() for m in supported(spec)]
 
 
 def spec_of(name: str) -> EntitySpec:
