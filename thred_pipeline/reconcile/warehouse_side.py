@@ -21,17 +21,6 @@ from thred_pipeline.warehouse import schema as wh
 
 TRUE_TEXT = frozenset({"1", "true", "t", "yes", "y"})
 
-# entity -> (table, the column naming its parent record or party, the party's entity)
-PARENTS: dict[str, tuple[str, str]] = {
-    "invoices": ("customer_id", "customers"),
-    "invoice_payments": ("customer_id", "customers"),
-    "refunds": ("invoice_id", "invoices"),
-    "refund_payments": ("refund_id", "refunds"),
-    "bills": ("vendor_id", "vendors"),
-    "bill_payments": ("vendor_id", "vendors"),
-    "vendor_credits": ("vendor_id", "vendors"),
-}
-
 TABLES: dict[str, Table] = {
     "businesses": wh.businesses,
     "customers": wh.customers,
