@@ -4,15 +4,28 @@ Each asset streams the partition window's changed rows out of the warehouse, pla
 against the ledger and pushes them to Thred (see ``sync/engine.py``); extraction is not a
 separate asset because a staged copy of the window would double the IO and break streaming.
 The warehouse tables appear as external assets so the lineage reads warehouse -> Thred.
+
+Operations metadata, set here for every asset: owners, a code version
+derived from the package version and the registry entry, the backfill policy, and freshness —
+the push assets are flagged when yesterday's data is not in Thred by ``THRED_FRESH_BY_HOUR``.
 """
 
+import hashlib
 import json
+import os
+import re
+import tomllib
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import Enum
+from importlib import metadata as package_metadata
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from sqlalchemy import Table
 from sqlalchemy.exc import OperationalError
 
 from thred_pipeline.checks import (
@@ -71,6 +84,117 @@ def _failures(what: str) -> Iterator[None]:
         ) from exc
 
 
+# --- operations metadata: owners, code versions, backfill policy, freshness -------------------
+
+DEFAULT_OWNERS = ("team:data-platform",)
+DEFAULT_FRESH_BY = "06:00"
+
+# Backfill policies are a beta parameter in Dagster 1.13; the version is pinned exactly.
+warnings.filterwarnings("ignore", r".*backfill_policy.*", dg.BetaWarning)
+
+
+def owners_from_env() -> list[str]:
+    """``THRED_OWNERS``: comma-separated owners (``team:name`` or an e-mail address)."""
+    raw = os.environ.get("THRED_OWNERS", "")
+    owners = [o.strip() for o in raw.split(",") if o.strip()] or list(DEFAULT_OWNERS)
+    for owner in owners:
+        if not (owner.startswith("team:") and len(owner) > 5) and not re.fullmatch(
+            r"[^@\s]+@[^@\s]+\.[^@\s]+", owner
+        ):
+            raise SettingsError(
+                "THRED_OWNERS",
+                f"THRED_OWNERS: {owner!r} is neither team:<name> nor an e-mail address",
+            )
+    return owners
+
+
+def fresh_by_from_env() -> tuple[int, int]:
+    """``THRED_FRESH_BY_HOUR``: the UTC time (``6``, ``06``, ``06:30``) by which yesterday's
+    data must be in Thred; default 06:00."""
+    raw = os.environ.get("THRED_FRESH_BY_HOUR", "").strip() or DEFAULT_FRESH_BY
+    match = re.fullmatch(r"(\d{1,2})(?::(\d{2}))?", raw)
+    hour, minute = (int(match.group(1)), int(match.group(2) or 0)) if match else (-1, -1)
+    if not (0 <= hour <= 23 and 0 <= minute <= 59) or (hour, minute) == (0, 0):
+        raise SettingsError(
+            "THRED_FRESH_BY_HOUR",
+            f"THRED_FRESH_BY_HOUR must be a UTC time from 00:01 to 23:59 (e.g. 06:00), got {raw!r}",
+        )
+    return hour, minute
+
+
+def freshness_policy(hour: int, minute: int) -> dg.FreshnessPolicy:
+    """Dagster's freshness state (evaluated by the daemon): materialized between midnight UTC
+    and the deadline. It looks at the latest materialization of any partition, so the
+    partition-aware check ``freshness_checks`` below is what says *yesterday* is in Thred."""
+    return dg.FreshnessPolicy.cron(
+        deadline_cron=f"{minute} {hour} * * *",
+        lower_bound_delta=timedelta(hours=hour, minutes=minute),
+        timezone="UTC",
+    )
+
+
+def backfill_days_per_run() -> int:
+    """``THRED_BACKFILL_DAYS_PER_RUN`` (default 1): partitions per run of a UI backfill.
+
+    1 keeps a check result per day. Measured on Dagster 1.13.27: in a run over a range of days
+    the window checks evaluate once for the whole range (partition None) and every day's check
+    stays "planned" forever, so the per-day check history is lost. A larger value makes a long
+    backfill take fewer runs (the assets read ``partition_time_window``, so a range run syncs
+    correctly) at that price.
+    """
+    raw = os.environ.get("THRED_BACKFILL_DAYS_PER_RUN", "").strip() or "1"
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(
+            "THRED_BACKFILL_DAYS_PER_RUN",
+            f"THRED_BACKFILL_DAYS_PER_RUN must be a whole number of days >= 1, got {raw!r}",
+        )
+    return int(raw)
+
+
+def package_version() -> str:
+    try:
+        return package_metadata.version("thred-pipeline")
+    except package_metadata.PackageNotFoundError:  # run from a checkout without installing
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        try:
+            return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "0"
+
+
+def _stable(value: Any) -> Any:
+    """A JSON-able form of a registry value that does not change between processes."""
+    if isinstance(value, Table):
+        return {"table": value.name, "columns": [[c.name, str(c.type)] for c in value.columns]}
+    if isinstance(value, Enum):
+        return value.value
+    if callable(value):
+        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')}"
+    if isinstance(value, tuple | list):
+        return [_stable(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: _stable(getattr(value, k)) for k in sorted(value.__dataclass_fields__)}
+    return value
+
+
+def code_version(*parts: Any) -> str:
+    """``<package version>+<12 hex of the registry entry>``: changes when either does."""
+    digest = hashlib.sha256(
+        json.dumps(_stable(list(parts)), sort_keys=True, default=str).encode()
+    ).hexdigest()[:12]
+    return f"{package_version()}+{digest}"
+
+
+OWNERS = owners_from_env()
+FRESH_BY = fresh_by_from_env()
+BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=backfill_days_per_run())
+
+
+def plural(spec: EntitySpec) -> str:
+    """The registry name spelled as words: "businesses", "invoice payments"."""
+    return spec.name.replace("_", " ")
+
+
 def asset_key(spec: EntitySpec) -> dg.AssetKey:
     return dg.AssetKey(["thred", spec.name])
 
@@ -86,6 +210,8 @@ def warehouse_specs() -> list[dg.AssetSpec]:
             group_name="warehouse",
             description=f"Platform warehouse table `{spec.table.name}` (read-only source).",
             kinds={"sql"},
+            owners=OWNERS,
+            code_version=code_version(spec.table),
         )
         for spec in sync_order()
     ]
@@ -127,11 +253,15 @@ def build_push_asset(spec: EntitySpec) -> dg.AssetsDefinition:
         retry_policy=TRANSIENT_RETRY,
         kinds={"thred"},
         description=(
-            f"{spec.label.capitalize()}s pushed to Thred ({spec.create_path}); "
+            f"{plural(spec).capitalize()} pushed to Thred ({spec.create_path}); "
             f"changes after creation: {spec.change_policy.value}."
         ),
         tags={"thred/entity": spec.name},
         check_specs=[window_check_spec(spec, asset_key(spec))],
+        owners=OWNERS,
+        code_version=code_version(spec),
+        backfill_policy=BACKFILL_POLICY,
+        freshness_policy=freshness_policy(*FRESH_BY),
     )
     def push(
         context: dg.AssetExecutionContext,
@@ -171,6 +301,8 @@ def build_push_asset(spec: EntitySpec) -> dg.AssetsDefinition:
         "business. A difference is never green; the ledger only explains it."
     ),
     check_specs=books_check_specs(BOOKS_KEY),
+    owners=OWNERS,
+    code_version=code_version("books", [c.name for c in books_check_specs(BOOKS_KEY)]),
 )
 def books(
     context: dg.AssetExecutionContext,
@@ -193,3 +325,16 @@ def books(
 PUSH_ASSETS = [build_push_asset(spec) for spec in sync_order()]
 BOOKS_ASSETS = [books]
 WAREHOUSE_ASSETS = warehouse_specs()
+
+FRESHNESS_CHECK = "freshness_check"  # the name Dagster's factory gives each check
+# Partition-aware freshness: from FRESH_BY (UTC) on, yesterday's partition of every push asset
+# must be materialized, else the check fails as a WARN (and check_alert posts it). Dagster
+# marks this factory "superseded" by FreshnessPolicy, which cannot tell which day arrived.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.SupersessionWarning)
+    FRESHNESS_CHECKS = dg.build_time_partition_freshness_checks(
+        assets=PUSH_ASSETS,
+        deadline_cron=f"{FRESH_BY[1]} {FRESH_BY[0]} * * *",
+        timezone="UTC",
+        severity=dg.AssetCheckSeverity.WARN,
+    )

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import dagster as dg
 
-from thred_pipeline.assets import BOOKS_ASSETS, PUSH_ASSETS, WAREHOUSE_ASSETS
-from thred_pipeline.jobs import nightly_sync_job, reconcile_books_job, retry_quarantine
+from thred_pipeline.assets import BOOKS_ASSETS, FRESHNESS_CHECKS, PUSH_ASSETS, WAREHOUSE_ASSETS
+from thred_pipeline.jobs import (
+    nightly_sync_job,
+    reconcile_books_job,
+    retry_quarantine,
+    sync_businesses_now,
+)
 from thred_pipeline.resources import default_resources
 from thred_pipeline.schedules import nightly_sync_schedule
-from thred_pipeline.sensors import books_after_nightly_sync
+from thred_pipeline.sensors import ALL_SENSORS
 
 defs = dg.Definitions(
     assets=[*WAREHOUSE_ASSETS, *PUSH_ASSETS, *BOOKS_ASSETS],
-    jobs=[nightly_sync_job, reconcile_books_job, retry_quarantine],
+    asset_checks=[*FRESHNESS_CHECKS],
+    jobs=[nightly_sync_job, reconcile_books_job, retry_quarantine, sync_businesses_now],
     schedules=[nightly_sync_schedule],
-    sensors=[books_after_nightly_sync],
+    sensors=ALL_SENSORS,
     resources=default_resources(),
 )

@@ -1,9 +1,25 @@
-"""Jobs: the nightly sync (with its window checks), the books reconciliation, quarantine retry."""
+"""Jobs: the nightly sync (with its window checks), the books reconciliation, quarantine retry,
+and syncing chosen businesses now."""
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import dagster as dg
+from sqlalchemy import ColumnElement, Engine, Table, and_
 
-from thred_pipeline.assets import BOOKS_KEY
-from thred_pipeline.resources import LedgerResource
+from thred_pipeline.assets import (
+    BOOKS_KEY,
+    THRED_POOL,
+    TRANSIENT_RETRY,
+    UncertainOutcomes,
+    _failures,
+)
+from thred_pipeline.entities import sync_order
+from thred_pipeline.resources import LedgerResource, SyncResource, ThredResource, WarehouseResource
+from thred_pipeline.sync.engine import SyncEngine
+from thred_pipeline.sync.records import TimeWindow
+from thred_pipeline.warehouse.extract import Warehouse
 
 NIGHTLY_JOB_NAME = "nightly_thred_sync"
 BOOKS_JOB_NAME = "reconcile_books"
@@ -41,3 +57,89 @@ def release_quarantined(
 @dg.job(description="Retry quarantined (rejected) records on demand, e.g. after a Thred fix.")
 def retry_quarantine() -> None:
     release_quarantined()
+
+
+# --- syncing businesses now (new or reactivated; requested by the sync_new_businesses sensor) --
+
+ONBOARD_JOB_NAME = "sync_businesses_now"
+BUSINESS_TAG = "thred/business"
+ALL_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class BusinessScopedWarehouse(Warehouse):
+    """The warehouse as the engine reads it, restricted to some businesses (in SQL).
+
+    The engine reads windows of ``updated_at``; a business that is new to the sync (created,
+    or imported with old ``updated_at`` values) or reactivated (its changes while inactive were
+    never extracted) needs every record of it, whatever the window. Restricting the owner
+    filter keeps that read to the business's own rows, on the ``business_id`` indexes.
+    """
+
+    def __init__(self, engine: Engine, business_ids: Sequence[str]) -> None:
+        super().__init__(engine)
+        self.scope = tuple(business_ids)
+
+    def _of_active_business(self, table: Table) -> ColumnElement[bool]:  # type: ignore[override]
+        owner = table.c.business_id if "business_id" in table.c else table.c.id
+        return and_(Warehouse._of_active_business(table), owner.in_(self.scope))
+
+
+class SyncBusinessesConfig(dg.Config):
+    business_ids: list[str]
+
+
+@dg.op(
+    pool=THRED_POOL,
+    retry_policy=TRANSIENT_RETRY,
+    description=(
+        "Sync every record of the given businesses, whatever its updated_at, entity by entity "
+        "in the documented order; what Thred already holds unchanged is not sent again."
+    ),
+)
+def sync_businesses(
+    context: dg.OpExecutionContext,
+    config: SyncBusinessesConfig,
+    warehouse: WarehouseResource,
+    ledger: LedgerResource,
+    thred: ThredResource,
+    sync: SyncResource,
+) -> dict[str, int]:
+    totals: Counter[str] = Counter()
+    window = TimeWindow(ALL_TIME, datetime.now(UTC))
+    with _failures("sync_businesses"):
+        scoped = BusinessScopedWarehouse(warehouse.warehouse().engine, config.business_ids)
+        engine = SyncEngine(scoped, ledger.ledger(), thred.settings(), sync.options())
+        for spec in sync_order():
+            result = engine.sync_entity(spec, window)
+            totals.update(result.counts)
+            context.log.info(f"{spec.name}: {dict(result.counts)}")
+            if result.counts["unknown"]:
+                raise UncertainOutcomes(
+                    f"{result.counts['unknown']} {spec.label} writes have an uncertain outcome; "
+                    "retrying re-sends them with the same external_id first"
+                )
+    synced = ledger.ledger().thred_ids("businesses", config.business_ids)
+    missing = sorted(set(config.business_ids) - set(synced))
+    context.add_output_metadata(
+        {
+            **{k: int(v) for k, v in sorted(totals.items())},
+            "businesses_in_thred": len(synced),
+            "businesses_not_in_thred": dg.MetadataValue.json(missing),
+        }
+    )
+    if missing:
+        context.log.warning(
+            f"not in Thred after the sync (see the quarantine): {', '.join(missing)}"
+        )
+    return dict(totals)
+
+
+@dg.job(
+    tags={"thred/flow": "onboard"},
+    description=(
+        "Sync new or reactivated businesses now instead of waiting for the night (requested by "
+        "the sync_new_businesses sensor; launch it by hand with a list of business ids)."
+    ),
+)
+def sync_businesses_now() -> None:
+    sync_businesses()
