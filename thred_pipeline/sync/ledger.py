@@ -51,6 +51,7 @@ from sqlalchemy import (
     inspect,
     make_url,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -72,6 +73,14 @@ ERROR_CODE_LENGTH = 64
 ERROR_MESSAGE_LENGTH = 4000  # longer messages are cut (never cutting the record's full id)
 _DIGEST_MARK = "...sha256:"
 ID_COLUMNS = ("source_id", "business_id", "external_id", "thred_id")
+# Widening an older PostgreSQL ledger: one literal statement per column, so no SQL text is
+# ever assembled at run time (test_security checks the package for that).
+WIDEN_SQL = {
+    "source_id": "ALTER TABLE thred_sync_ledger ALTER COLUMN source_id TYPE varchar(512)",
+    "business_id": "ALTER TABLE thred_sync_ledger ALTER COLUMN business_id TYPE varchar(512)",
+    "external_id": "ALTER TABLE thred_sync_ledger ALTER COLUMN external_id TYPE varchar(512)",
+    "thred_id": "ALTER TABLE thred_sync_ledger ALTER COLUMN thred_id TYPE varchar(512)",
+}
 
 ledger_table = Table(
     "thred_sync_ledger",
@@ -266,11 +275,9 @@ class SyncLedger:
         ]
         if not narrow:
             return
-        alters = ", ".join(
-            f"ALTER COLUMN {name} TYPE varchar({LEDGER_ID_LENGTH})" for name in narrow
-        )
         with self.engine.begin() as conn:
-            conn.exec_driver_sql(f"ALTER TABLE {ledger_table.name} {alters}")
+            for name in narrow:
+                conn.execute(text(WIDEN_SQL[name]))
         log.info("ledger: widened %s to varchar(%d)", ", ".join(narrow), LEDGER_ID_LENGTH)
 
     # --- reads -----------------------------------------------------------------------------

@@ -433,3 +433,14 @@ def test_an_older_ledger_is_widened_in_place(backend: Backend) -> None:
         assert ledger.get("invoices", "inv-1") is not None, "existing rows are kept"
     finally:
         ledger.engine.dispose()
+
+
+def test_the_widening_statements_match_the_table() -> None:
+    from thred_pipeline.sync.ledger import ID_COLUMNS, LEDGER_ID_LENGTH, WIDEN_SQL
+
+    assert set(WIDEN_SQL) == set(ID_COLUMNS)
+    for column, statement in WIDEN_SQL.items():
+        assert statement == (
+            f"ALTER TABLE {ledger_table.name} ALTER COLUMN {column} "
+            f"TYPE varchar({LEDGER_ID_LENGTH})"
+        )
