@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/thred-pipeline demo
+	$(BIN)/thred-pipeline demo $(if $(PORT),--port $(PORT))
 
 test: $(STAMP)
 	$(BIN)/pytest -q

@@ -1,4 +1,4 @@
-"""The ``thred-pipeline`` command: demo, seed, sandbox, sync, reconcile, quarantine, DDL.
+"""The ``thred-pipeline`` command: demo, seed, sandbox, sync, status, reconcile, quarantine, DDL.
 
 Exit codes (docs/cli.md has the full table):
 
@@ -10,19 +10,23 @@ Exit codes (docs/cli.md has the full table):
 - 3: ``sync`` completed, but some records are quarantined, deferred, drifted or uncertain.
 
 Every failure is one line on stderr that names what to fix, never a traceback (unless
-``--debug``) and never a key or a database password.
+``--debug``) and never a key or a database password. A mistyped choice (``--entity invoice``)
+names the close match.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import json
 import logging
 import os
+import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,15 +37,19 @@ from thred_pipeline import config
 if TYPE_CHECKING:
     from thred_pipeline.entities import EntitySpec
     from thred_pipeline.sync.ledger import SyncLedger
+    from thred_pipeline.sync.records import SourceRecord, Status, TimeWindow
     from thred_pipeline.thred.settings import ThredSettings
     from thred_pipeline.warehouse.extract import Warehouse
 
 PROG = "thred-pipeline"
+LIST_STATUSES = ("rejected", "deferred", "drift", "unknown", "pending")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # unexpected failure; for reconcile also: a check failed
 EXIT_CONFIG = 2  # usage or configuration error (argparse uses 2 as well)
 EXIT_ATTENTION = 3  # sync completed with records that need attention
+EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_BROKEN_PIPE = 141  # stdout closed by its reader (as a shell reports SIGPIPE)
 
 # Run outcomes (EntityRunResult.counts) that mean "a record is not in Thred as it should be",
 # with the word an operator reads.
@@ -53,10 +61,31 @@ ATTENTION = {
 }
 
 
+_INVALID_CHOICE = re.compile(
+    r"invalid choice: (?P<value>'[^']*'|\S+) \(choose from (?P<names>.*)\)$"
+)
+
+
+def with_close_match(message: str) -> str:
+    """argparse's "invalid choice" message with the closest valid name, if one is close."""
+    found = _INVALID_CHOICE.search(message)
+    if found is None:
+        return message
+    value = found["value"].strip("'")
+    names = [name.strip().strip("'") for name in found["names"].split(",")]
+    close = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
+    if not close:
+        return message
+    hint = f"invalid choice: {found['value']}; did you mean {close[0]!r}?"
+    return message[: found.start()] + hint + message[found.start("value") + len(found["value"]) :]
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (the usage text is behind ``--help``)."""
+    """argparse, but a usage error is one line (the usage text is behind ``--help``), and a
+    mistyped choice names the close match."""
 
     def error(self, message: str) -> NoReturn:
+        message = with_close_match(message)
         self.exit(EXIT_CONFIG, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -74,6 +103,23 @@ def _moment(text: str) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+    return value
 
 
 def _entity_names() -> list[str]:
@@ -130,25 +176,147 @@ def open_parts(args: argparse.Namespace) -> Parts:
     return Parts(warehouse, ledger, thred, settings)
 
 
+# -- progress during sync ---------------------------------------------------------------------
+
+
+class SyncProgress:
+    """What ``sync`` shows on a terminal: entities done, and the current entity's records.
+
+    Drawn by rich on stderr, only when stderr is a terminal; elsewhere it only counts. A chunk
+    of records read for the current entity counts once the engine asks for the next chunk, or
+    the entity finishes: by then the chunk has been processed.
+    """
+
+    def __init__(self, progress: Any = None, entities: int = 0) -> None:
+        self._progress = progress
+        self._overall = (
+            progress.add_task("entities", total=entities, records="") if progress else None
+        )
+        self._task: Any = None
+        self._entity = ""
+        self._pending = 0
+        self.records = 0  # processed records of the current entity
+
+    def start(self, entity: str) -> None:
+        self._entity, self._pending, self.records = entity, 0, 0
+        if self._progress is not None:
+            self._task = self._progress.add_task(entity, total=None, records=0)
+            self._progress.refresh()
+
+    def handed(self, entity: str, records: int) -> None:
+        """The warehouse handed ``records`` of ``entity`` to the engine."""
+        self._flush()
+        self._pending = records if entity == self._entity else 0
+
+    def finish(self) -> None:
+        self._flush()
+        if self._progress is not None and self._task is not None:
+            done = max(self.records, 1)
+            self._progress.update(self._task, total=done, completed=done)
+            self._progress.update(self._overall, advance=1)
+            self._progress.refresh()  # each entity is drawn at least once, however fast
+        self._task = None
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        self.records += self._pending
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, advance=self._pending, records=self.records)
+        self._pending = 0
+
+
+@contextmanager
+def sync_progress(entities: int) -> Iterator[SyncProgress]:
+    """A progress display on stderr when it is a terminal (rich), else a silent counter."""
+    if not sys.stderr.isatty():
+        yield SyncProgress()
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:18s}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[records]} records"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        redirect_stdout=sys.stdout.isatty(),
+        redirect_stderr=True,
+    )
+    with progress:
+        # Log lines (stderr) go through the display instead of tearing it.
+        moved = [
+            h
+            for h in logging.getLogger().handlers
+            if type(h) is logging.StreamHandler and h.stream is sys.__stderr__
+        ]
+        for handler in moved:
+            handler.setStream(sys.stderr)
+        try:
+            yield SyncProgress(progress, entities)
+        finally:
+            for handler in moved:
+                handler.setStream(sys.__stderr__)
+
+
+def counting_warehouse(engine: Any, progress: SyncProgress) -> Warehouse:
+    """A warehouse that tells ``progress`` about every chunk of records it hands out."""
+    from thred_pipeline.warehouse.extract import Warehouse
+
+    class CountingWarehouse(Warehouse):
+        def fetch(self, spec: Any, source_ids: Sequence[str]) -> list[SourceRecord]:
+            found = super().fetch(spec, source_ids)
+            progress.handed(spec.name, len(found))
+            return found
+
+        def iter_changed(self, spec: Any, window: TimeWindow, **kw: Any) -> Any:
+            for chunk in super().iter_changed(spec, window, **kw):
+                progress.handed(spec.name, len(chunk))
+                yield chunk
+
+    return CountingWarehouse(engine)
+
+
 # -- commands ---------------------------------------------------------------------------------
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from thred_pipeline.demo import run_demo
 
-    report = run_demo(Path(args.home), port=args.port, reseed=args.reseed)
+    try:
+        report = run_demo(Path(args.home), port=args.port, reseed=args.reseed)
+    except KeyboardInterrupt:
+        _say("interrupted: the demo stopped (sandbox stopped, backfill canceled)")
+        return EXIT_INTERRUPTED
     return EXIT_OK if report.ok else EXIT_FAILURE
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from thred_pipeline.warehouse.seed import SeedConfig, seed_warehouse
 
     url = config.database_url(
         args.warehouse_url or config.PipelineSettings.from_env().warehouse_url
     )
-    counts = seed_warehouse(
-        url, SeedConfig(seed=args.seed, businesses=args.businesses, days=args.days)
-    )
+    try:
+        shape = SeedConfig(seed=args.seed, businesses=args.businesses, days=args.days)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        option = str(first["loc"][0]) if first["loc"] else "seed"
+        args.parser.error(f"argument --{option}: {first['msg'].lower()}")
+    counts = seed_warehouse(url, shape)
     for table, n in counts.items():
         print(f"{table:28s} {n:6d}")
     return EXIT_OK
@@ -179,12 +347,17 @@ def cmd_sync(args: argparse.Namespace) -> int:
         concurrency=parts.settings.concurrency,
         full_refresh=args.full_refresh,
     )
-    engine = SyncEngine(parts.warehouse, parts.ledger, parts.thred, options)
+    specs = _specs(args)
     totals: Counter[str] = Counter()
-    for spec in _specs(args):
-        result = engine.sync_entity(spec, window)
-        print(f"{spec.name:18s} {json.dumps(result.metrics())}", flush=True)
-        totals.update(result.counts)
+    with sync_progress(len(specs)) as progress:
+        warehouse = counting_warehouse(parts.warehouse.engine, progress)
+        engine = SyncEngine(warehouse, parts.ledger, parts.thred, options)
+        for spec in specs:
+            progress.start(spec.name)
+            result = engine.sync_entity(spec, window)
+            progress.finish()
+            print(f"{spec.name:18s} {json.dumps(result.metrics())}", flush=True)
+            totals.update(result.counts)
     attention = {word: totals[outcome] for outcome, word in ATTENTION.items() if totals[outcome]}
     if attention:
         counts = ", ".join(f"{n} {word}" for word, n in attention.items())
@@ -225,22 +398,46 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return EXIT_EXPLAINED_ONLY if "WARN" in severities else EXIT_EQUAL
 
 
-def cmd_quarantine(args: argparse.Namespace) -> int:
+def _statuses(args: argparse.Namespace) -> list[Status] | None:
     from thred_pipeline.sync.records import Status
 
-    ledger = config.open_ledger(config.PipelineSettings.from_env().ledger_url)
-    if args.action == "list":
-        statuses = (Status.REJECTED, Status.DRIFT, Status.DEFERRED, Status.UNKNOWN)
-        n = 0
-        for row in ledger.iter_rows(args.entity, statuses=statuses):
-            n += 1
-            print(
-                f"{row.status.value:9s} {row.entity:16s} {row.external_id:32s} "
-                f"{row.error_code or '':22s} {row.error_message or ''}"
-            )
-        print(f"{n} records need attention")
-        return EXIT_OK
-    released = ledger.release_for_retry(args.entity, args.ids or None)
+    return [Status(value) for value in args.status] if args.status else None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Per business and entity, where the records stand; the last run and books verdict."""
+    from thred_pipeline.status import build_report, render_status
+
+    ledger = config.open_ledger(config.PipelineSettings.from_env().ledger_url, must_exist=True)
+    report = build_report(ledger, businesses=args.business, entities=args.entity)
+    if args.json:
+        print(report.to_json())
+    else:
+        render_status(report, sys.stdout)
+    return EXIT_OK
+
+
+def cmd_quarantine_list(args: argparse.Namespace) -> int:
+    from thred_pipeline.status import attention_rows, render_attention, row_dict, write_csv
+
+    ledger = config.open_ledger(config.PipelineSettings.from_env().ledger_url, must_exist=True)
+    rows = attention_rows(
+        ledger, businesses=args.business, entities=args.entity, statuses=_statuses(args)
+    )
+    if args.format == "json":
+        print(json.dumps([row_dict(row) for row in rows], indent=2))
+    elif args.format == "csv":
+        write_csv(rows, sys.stdout)
+    else:
+        render_attention(rows, sys.stdout)
+    return EXIT_OK
+
+
+def cmd_quarantine_retry(args: argparse.Namespace) -> int:
+    ledger = config.open_ledger(config.PipelineSettings.from_env().ledger_url, must_exist=True)
+    released = 0
+    for entity in args.entity or [None]:
+        released += ledger.release_for_retry(entity, args.ids or None)
     print(f"{released} rejected records will be re-sent on the next run")
     return EXIT_OK
 
@@ -283,30 +480,68 @@ def build_parser(*, sandbox_options: bool = True) -> ArgumentParser:
     common = _common(suppress=True)
     entity_names = _entity_names()
 
-    def command(name: str, func: Callable[[argparse.Namespace], int], **kw: Any) -> Any:
+    def command(name: str, func: Callable[[argparse.Namespace], int] | None, **kw: Any) -> Any:
         p = sub.add_parser(name, parents=[common], **kw)
-        p.set_defaults(func=func, parser=p)
+        if func is not None:
+            p.set_defaults(func=func, parser=p)
         return p
 
-    demo = command("demo", cmd_demo, help="seed, start the sandbox, sync every day via Dagster")
-    demo.add_argument("--home", default=str(config.thred_home() / "demo"))
-    demo.add_argument("--port", type=int, default=config.DEFAULT_SANDBOX_PORT)
+    demo = command(
+        "demo",
+        cmd_demo,
+        help="seed, start the sandbox, sync every day as a Dagster backfill, check the books",
+    )
+    demo.add_argument(
+        "--home",
+        default=str(config.thred_home() / "demo"),
+        help="the demo's folder: warehouse, ledger, sandbox state, DAGSTER_HOME "
+        "(default: $THRED_HOME/demo)",
+    )
+    demo.add_argument(
+        "--port",
+        type=_port,
+        help=f"the sandbox's port (default: {config.DEFAULT_SANDBOX_PORT}, or a free port when "
+        "that one is busy; a port given here must be free)",
+    )
     demo.add_argument("--reseed", action="store_true", help="regenerate the demo warehouse")
 
     seed = command("seed", cmd_seed, help="generate the deterministic demo warehouse")
-    seed.add_argument("--warehouse-url", help="default: THRED_WAREHOUSE_URL")
-    seed.add_argument("--seed", type=int, default=7)
-    seed.add_argument("--businesses", type=int, default=3)
-    seed.add_argument("--days", type=int, default=30)
+    seed.add_argument(
+        "--warehouse-url", help="where to write it (default: THRED_WAREHOUSE_URL, created if new)"
+    )
+    seed.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
+    seed.add_argument(
+        "--businesses", type=_positive, default=3, help="how many businesses (default: 3)"
+    )
+    seed.add_argument(
+        "--days", type=_positive, default=30, help="how many days of activity (default: 30)"
+    )
 
     sandbox = command("sandbox", cmd_sandbox, help="run the local Thred-compatible API server")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=config.DEFAULT_SANDBOX_PORT)
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sandbox.add_argument(
+        "--port",
+        type=_port,
+        default=config.DEFAULT_SANDBOX_PORT,
+        help=f"port to listen on (default: {config.DEFAULT_SANDBOX_PORT})",
+    )
     sandbox.add_argument("--data-dir", help="persist state here (default: in memory)")
     if sandbox_options:
         from thred_pipeline.sandbox.config import add_fault_arguments
 
         add_fault_arguments(sandbox)
+
+    def entity_option(p: Any, what: str) -> None:
+        p.add_argument(
+            "--entity",
+            action="append",
+            choices=entity_names,
+            metavar="ENTITY",
+            help=f"{what} (repeatable): {', '.join(entity_names)}",
+        )
+
+    def business_option(p: Any, what: str) -> None:
+        p.add_argument("--business", action="append", metavar="ID", help=f"{what} (repeatable)")
 
     for name, func, help_text in (
         ("sync", cmd_sync, "sync a window without Dagster"),
@@ -325,13 +560,7 @@ def build_parser(*, sandbox_options: bool = True) -> ArgumentParser:
             + ("; reconcile: check only this window's records" if name == "reconcile" else ""),
         )
         p.add_argument("--end", type=_moment, help="window end (default: start + 1 day)")
-        p.add_argument(
-            "--entity",
-            action="append",
-            choices=entity_names,
-            metavar="ENTITY",
-            help=f"limit to these entities (repeatable): {', '.join(entity_names)}",
-        )
+        entity_option(p, "limit to these entities")
         if name == "reconcile":
             p.add_argument(
                 "--as-of",
@@ -339,12 +568,7 @@ def build_parser(*, sandbox_options: bool = True) -> ArgumentParser:
                 help="books as of this moment (default: today 00:00 UTC, the end of the last "
                 "nightly window); rows changed later are reported as in flight",
             )
-            p.add_argument(
-                "--business",
-                action="append",
-                metavar="ID",
-                help="only this warehouse business id (repeatable)",
-            )
+            business_option(p, "only this warehouse business id")
             p.add_argument(
                 "--error-above-cents",
                 type=int,
@@ -360,17 +584,60 @@ def build_parser(*, sandbox_options: bool = True) -> ArgumentParser:
                 help="re-send every record regardless of the ledger (idempotent)",
             )
 
-    quarantine = command(
-        "quarantine", cmd_quarantine, help="list or retry records that need attention"
+    status = command(
+        "status",
+        cmd_status,
+        help="per business and entity: synced, pending, deferred, quarantined, drifted; "
+        "the last run and the books verdict",
     )
-    quarantine.add_argument("action", choices=("list", "retry"))
-    quarantine.add_argument(
-        "--entity", choices=entity_names, metavar="ENTITY", help="only this entity"
+    business_option(status, "only this warehouse business id")
+    entity_option(status, "only these entities")
+    status.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    quarantine = command("quarantine", None, help="list or retry records that need attention")
+    actions = quarantine.add_subparsers(
+        dest="action", required=True, parser_class=ArgumentParser, metavar="ACTION"
     )
-    quarantine.add_argument("ids", nargs="*", help="source ids to retry (default: all)")
+    listing = actions.add_parser(
+        "list",
+        parents=[common],
+        help="list the records that need attention (default: quarantined, drifted, deferred, "
+        "uncertain)",
+    )
+    listing.set_defaults(func=cmd_quarantine_list, parser=listing)
+    business_option(listing, "only this warehouse business id")
+    entity_option(listing, "only these entities")
+    listing.add_argument(
+        "--status",
+        action="append",
+        choices=LIST_STATUSES,
+        metavar="STATUS",
+        help="only records in this ledger status (repeatable): "
+        "rejected (quarantined), deferred, drift (drifted), unknown (uncertain), pending "
+        "(default: all but pending)",
+    )
+    listing.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="output format (default: table)",
+    )
+    retry = actions.add_parser(
+        "retry",
+        parents=[common],
+        help="release quarantined (rejected) records so the next run re-sends them",
+    )
+    retry.set_defaults(func=cmd_quarantine_retry, parser=retry)
+    entity_option(retry, "only these entities")
+    retry.add_argument("ids", nargs="*", help="source ids to retry (default: all)")
 
     ddl = command("warehouse-ddl", cmd_ddl, help="print the warehouse source contract as DDL")
-    ddl.add_argument("--dialect", choices=("postgresql", "sqlite"), default="postgresql")
+    ddl.add_argument(
+        "--dialect",
+        choices=("postgresql", "sqlite"),
+        default="postgresql",
+        help="SQL dialect (default: postgresql)",
+    )
     return parser
 
 
@@ -457,7 +724,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         _say("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `thred-pipeline status | head`: the reader left; say nothing
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as exc:  # every failure becomes one line and an exit code
         return _failure(exc, debug)
 

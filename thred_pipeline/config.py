@@ -284,18 +284,50 @@ def open_warehouse(url: str, specs: Iterable[EntitySpec] | None = None) -> Wareh
     return Warehouse(engine)
 
 
-def open_ledger(url: str) -> SyncLedger:
-    """The sync ledger at ``url`` (created if new), or ``SettingsError`` naming the setting."""
+def open_ledger(url: str, *, must_exist: bool = False) -> SyncLedger:
+    """The sync ledger at ``url``, or ``SettingsError`` naming the setting.
+
+    By default (``sync``, ``reconcile``) a new ledger is created: a SQLite file, or the table
+    in an empty database. With ``must_exist`` (``status``, ``quarantine``: they only read or
+    release what a sync wrote) a SQLite path that does not exist, or a database without the
+    ledger's table, is refused and nothing is created: a typo would otherwise report an empty,
+    healthy ledger.
+    """
+    from sqlalchemy import inspect
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-    from thred_pipeline.sync.ledger import SyncLedger
+    from thred_pipeline.sync.ledger import SyncLedger, create_ledger_engine, ledger_table
 
     setting = LEDGER_URL
     normalized = database_url(url)
     parsed = _parse(setting, normalized)
+    if must_exist and parsed.get_backend_name() == "sqlite":
+        path = _sqlite_file(parsed)
+        if path is not None and not path.is_file():
+            raise SettingsError(
+                setting,
+                f"{setting}={masked_url(parsed)}: the SQLite file {path} does not exist "
+                "(no sync has used this ledger yet, or the path is wrong)",
+            )
     try:
-        return SyncLedger.from_url(normalized)
+        if not must_exist:
+            return SyncLedger.from_url(normalized)
+        engine = create_ledger_engine(normalized)
+        try:
+            with engine.connect() as conn:
+                present = inspect(conn).has_table(ledger_table.name)
+        except BaseException:
+            engine.dispose()
+            raise
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise _driver_error(setting, parsed, exc) from None
     except (DBAPIError, OSError) as exc:
         raise _connect_error(setting, parsed, exc) from None
+    if not present:
+        engine.dispose()
+        raise SettingsError(
+            setting,
+            f"{setting}={masked_url(parsed)}: no sync ledger there (table {ledger_table.name} "
+            "is missing: no sync has used this database yet, or the URL is wrong)",
+        )
+    return SyncLedger(engine)

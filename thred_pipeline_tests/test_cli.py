@@ -8,6 +8,7 @@ The Thred side is a real sandbox (in this process, reached over HTTP) or a real
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import socket
@@ -283,12 +284,104 @@ def test_bad_number_setting(env: dict[str, str]) -> None:
 # -- arguments --------------------------------------------------------------------------------
 
 
-def test_unknown_entity_lists_the_valid_names(env: dict[str, str]) -> None:
-    for command in (["sync", *EVERYTHING], ["reconcile", *EVERYTHING], ["quarantine", "list"]):
+def test_unknown_entity_names_the_close_match_and_the_valid_names(env: dict[str, str]) -> None:
+    for command in (
+        ["sync", *EVERYTHING],
+        ["reconcile", *EVERYTHING],
+        ["status"],
+        ["quarantine", "list"],
+        ["quarantine", "retry"],
+    ):
         ran = run(env, *command, "--entity", "invoice")
-        message = assert_one_line(ran, 2, "--entity", "'invoice'")
+        message = assert_one_line(ran, 2, "--entity", "'invoice'", "did you mean 'invoices'?")
         assert ran.err_lines == [message]
         assert all(name in message for name in ENTITY_NAMES)
+    ran = run(env, "status", "--entity", "widgets")  # nothing close: no guess
+    assert "did you mean" not in assert_one_line(ran, 2, "'widgets'", "choose from")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("statsu",), ("invalid choice: 'statsu'; did you mean 'status'?",)),
+        (("quarantine", "lst"), ("did you mean 'list'?",)),
+        (("quarantine", "list", "--status", "rejectd"), ("did you mean 'rejected'?",)),
+        (("quarantine", "list", "--format", "jsn"), ("did you mean 'json'?",)),
+        (("seed", "--days", "3"), ("argument --days", "greater than or equal to 7")),
+        (("demo", "--port", "70000"), ("argument --port", "not a TCP port")),
+    ],
+)
+def test_usage_mistakes_are_one_line(
+    env: dict[str, str], args: tuple[str, ...], words: tuple[str, ...]
+) -> None:
+    ran = run(env, *args)
+    assert ran.err_lines == [assert_one_line(ran, 2, *words)]
+    assert ran.out == ""
+
+
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                yield from _parsers(child)
+
+
+def test_every_option_and_command_has_help() -> None:
+    from thred_pipeline.cli import build_parser
+
+    missing = []
+    parsers = list(_parsers(build_parser(sandbox_options=True)))
+    assert {p.prog for p in parsers} >= {
+        "thred-pipeline status",
+        "thred-pipeline quarantine list",
+        "thred-pipeline quarantine retry",
+        "thred-pipeline sandbox",
+    }
+    for parser in parsers:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps = {a.dest: a.help for a in action._choices_actions}
+                missing += [
+                    f"{parser.prog} {name}" for name in action.choices if not helps.get(name)
+                ]
+            elif not action.help or action.help == argparse.SUPPRESS:
+                missing.append(f"{parser.prog} {'/'.join(action.option_strings) or action.dest}")
+    assert missing == []
+
+
+def test_demo_port_taken(env: dict[str, str]) -> None:
+    """A port given with --port must be free; the default one falls back to a free port."""
+    import io
+
+    from thred_pipeline.config import DEFAULT_SANDBOX_PORT
+    from thred_pipeline.demo import start_demo_sandbox
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ran = run(env, "demo", "--home", env["THRED_HOME"], "--port", str(port))
+        message = assert_one_line(ran, 2, f"--port {port}", "in use")
+        assert ran.err_lines == [message] and ran.out == ""
+        assert not Path(env["THRED_HOME"], "demo.env").exists()  # stopped before any work
+
+    with socket.socket() as default:
+        try:
+            default.bind(("127.0.0.1", DEFAULT_SANDBOX_PORT))
+            default.listen()
+        except OSError:
+            pass  # already busy: the same case
+        out = io.StringIO()
+        sandbox = start_demo_sandbox(Path(env["THRED_HOME"]), None, out)
+        try:
+            assert sandbox.port != DEFAULT_SANDBOX_PORT
+            assert out.getvalue() == (
+                f"Port {DEFAULT_SANDBOX_PORT} is busy; the sandbox listens on port "
+                f"{sandbox.port} instead\n"
+            )
+        finally:
+            sandbox.stop()
 
 
 @pytest.mark.parametrize(
@@ -341,3 +434,17 @@ def test_unexpected_failure_is_one_line_unless_debug(env: dict[str, str], tmp_pa
 
     debug = run(env, "seed", "--warehouse-url", target, "--debug")
     assert debug.code == 1 and "Traceback" in debug.err
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_demo_takes_a_port() -> None:
+    root = Path(__file__).resolve().parents[1]
+
+    def demo_line(*args: str) -> str:
+        done = subprocess.run(
+            ["make", "-n", "demo", *args], cwd=root, capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip().splitlines()[-1].strip()
+
+    assert demo_line("PORT=9000") == ".venv/bin/thred-pipeline demo --port 9000"
+    assert demo_line() == ".venv/bin/thred-pipeline demo"

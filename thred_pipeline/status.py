@@ -1,0 +1,410 @@
+"""What ``thred-pipeline status`` and ``quarantine list`` report, read from the ledger and Dagster.
+
+The ledger says, per business and entity, where every record stands; the Dagster instance
+(``DAGSTER_HOME``) says when the nightly job last ran and what the last books reconciliation
+concluded. Both are read only: nothing here creates a ledger or a Dagster instance.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import case, func, select
+
+from thred_pipeline.config import SettingsError
+from thred_pipeline.sync.ledger import LedgerRow, SyncLedger, ledger_table
+from thred_pipeline.sync.records import Status
+
+# The Dagster names status reads (thred_pipeline.jobs / .assets; a test keeps them in step).
+NIGHTLY_JOB_NAME = "nightly_thred_sync"
+BOOKS_ASSET_PATH = ("thred", "books")
+TERMINAL_WAITING = "terminal_waiting"  # ledger error_code: a void/archive waits for dependants
+
+# Ledger statuses -> the status column an operator reads.
+COLUMNS: dict[str, tuple[Status, ...]] = {
+    "synced": (Status.SYNCED,),
+    "pending": (Status.PENDING, Status.UNKNOWN),
+    "deferred": (Status.DEFERRED,),
+    "quarantined": (Status.REJECTED,),
+    "drifted": (Status.DRIFT,),
+}
+COLUMN_HELP = {
+    "synced": "Thred confirmed the record's current version",
+    "pending": "sent, outcome not known yet (pending/unknown); re-sent first on the next run",
+    "deferred": "waits for a parent record or for a business Thred refused",
+    "quarantined": "refused (rejected); waits for its row to change or `quarantine retry`",
+    "drifted": "changed after Thred confirmed it, and Thred cannot apply the change",
+    "waiting_terminals": "synced, but its void/archive waits for dependants (terminal_waiting)",
+}
+# What `quarantine list` shows by default: every record that is not in Thred as it should be.
+ATTENTION_STATUSES = (Status.REJECTED, Status.DRIFT, Status.DEFERRED, Status.UNKNOWN)
+LIST_FIELDS = (
+    "entity",
+    "business_id",
+    "source_id",
+    "status",
+    "error_code",
+    "error_message",
+    "attempts",
+    "status_since",
+    "external_id",
+    "thred_id",
+)
+
+
+@dataclass
+class EntityStatus:
+    business_id: str
+    entity: str
+    synced: int = 0
+    pending: int = 0
+    deferred: int = 0
+    quarantined: int = 0
+    drifted: int = 0
+    waiting_terminals: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.synced + self.pending + self.deferred + self.quarantined + self.drifted
+
+    def add(self, other: EntityStatus) -> None:
+        for name in (*COLUMNS, "waiting_terminals"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "total": self.total}
+
+
+@dataclass
+class LastRun:
+    run_id: str
+    status: str
+    partition: str | None
+    started: datetime | None
+    ended: datetime | None
+
+
+@dataclass
+class BooksVerdict:
+    verdict: str
+    at: datetime
+    run_id: str
+
+
+@dataclass
+class Report:
+    rows: list[EntityStatus]
+    dagster_home: str | None
+    last_run: LastRun | None = None
+    books: BooksVerdict | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def totals(self) -> EntityStatus:
+        total = EntityStatus("(all)", "(all)")
+        for row in self.rows:
+            total.add(row)
+        return total
+
+    def to_json(self) -> str:
+        def moment(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return json.dumps(
+            {
+                "ledger": [row.to_dict() for row in self.rows],
+                "totals": {k: v for k, v in self.totals.to_dict().items() if k not in _KEYS},
+                "dagster_home": self.dagster_home,
+                "last_run": (
+                    None
+                    if self.last_run is None
+                    else {
+                        **asdict(self.last_run),
+                        "started": moment(self.last_run.started),
+                        "ended": moment(self.last_run.ended),
+                    }
+                ),
+                "books": (
+                    None
+                    if self.books is None
+                    else {**asdict(self.books), "at": moment(self.books.at)}
+                ),
+                "notes": self.notes,
+            },
+            indent=2,
+        )
+
+
+_KEYS = ("business_id", "entity")
+
+
+# -- the ledger ---------------------------------------------------------------------------------
+
+
+def _entity_rank() -> dict[str, int]:
+    from thred_pipeline.entities import sync_order
+
+    return {spec.name: i for i, spec in enumerate(sync_order())}
+
+
+def ledger_status(
+    ledger: SyncLedger,
+    *,
+    businesses: Sequence[str] | None = None,
+    entities: Sequence[str] | None = None,
+) -> list[EntityStatus]:
+    """Per (business, entity), how many records are in each state: one grouped query."""
+    t = ledger_table
+    waiting = func.sum(case((t.c.error_code == TERMINAL_WAITING, 1), else_=0))
+    query = select(
+        t.c.business_id, t.c.entity, t.c.status, func.count().label("n"), waiting.label("w")
+    ).group_by(t.c.business_id, t.c.entity, t.c.status)
+    if businesses:
+        query = query.where(t.c.business_id.in_(list(businesses)))
+    if entities:
+        query = query.where(t.c.entity.in_(list(entities)))
+    column_of = {status.value: name for name, statuses in COLUMNS.items() for status in statuses}
+    found: dict[tuple[str, str], EntityStatus] = {}
+    with ledger.engine.connect() as conn:
+        for business_id, entity, status, n, waiting_n in conn.execute(query):
+            row = found.setdefault((business_id, entity), EntityStatus(business_id, entity))
+            name = column_of.get(status)
+            if name is not None:
+                setattr(row, name, getattr(row, name) + int(n))
+            row.waiting_terminals += int(waiting_n or 0)
+    rank = _entity_rank()
+    return sorted(
+        found.values(), key=lambda r: (r.business_id, rank.get(r.entity, len(rank)), r.entity)
+    )
+
+
+def attention_rows(
+    ledger: SyncLedger,
+    *,
+    businesses: Sequence[str] | None = None,
+    entities: Sequence[str] | None = None,
+    statuses: Sequence[Status] | None = None,
+) -> Iterator[LedgerRow]:
+    """Ledger rows in ``statuses`` (default: every kind that needs attention), in entity order."""
+    wanted = tuple(statuses) if statuses else ATTENTION_STATUSES
+    owners: list[str | None] = list(dict.fromkeys(businesses)) if businesses else [None]
+    for entity in _ordered_entities(entities):
+        for business in owners:
+            yield from ledger.iter_rows(entity, statuses=wanted, business_id=business)
+
+
+def _ordered_entities(entities: Sequence[str] | None) -> list[str | None]:
+    if not entities:
+        return [None]
+    rank = _entity_rank()
+    ordered = sorted(dict.fromkeys(entities), key=lambda e: rank.get(e, len(rank)))
+    return list(ordered)
+
+
+def row_dict(row: LedgerRow) -> dict[str, Any]:
+    return {
+        "entity": row.entity,
+        "business_id": row.business_id,
+        "source_id": row.source_id,
+        "status": row.status.value,
+        "error_code": row.error_code,
+        "error_message": row.error_message,
+        "attempts": row.attempts,
+        "status_since": row.status_since.isoformat(),
+        "external_id": row.external_id,
+        "thred_id": row.thred_id,
+    }
+
+
+def write_csv(rows: Iterable[LedgerRow], out: io.TextIOBase | Any) -> int:
+    writer = csv.DictWriter(out, fieldnames=LIST_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    n = 0
+    for row in rows:
+        writer.writerow(row_dict(row))
+        n += 1
+    return n
+
+
+# -- Dagster ------------------------------------------------------------------------------------
+
+
+def _instance_is_empty(home: Path) -> bool:
+    """No ``dagster.yaml`` and no local storage: no run was ever recorded here (and opening
+    the instance would create its storage)."""
+    return not (home / "dagster.yaml").exists() and not any(
+        (home / name).exists() for name in ("history", "storage", "schedules")
+    )
+
+
+def dagster_report(report: Report) -> None:
+    """Fill in the last nightly run and the last books verdict from ``DAGSTER_HOME``, if any.
+
+    Raises ``SettingsError`` (naming ``DAGSTER_HOME``) when it is set but cannot be read.
+    """
+    value = os.environ.get("DAGSTER_HOME", "").strip()
+    if not value:
+        report.notes.append("DAGSTER_HOME is not set: no Dagster runs to read")
+        return
+    home = Path(value).expanduser()
+    report.dagster_home = str(home)
+    if not home.is_dir():
+        raise SettingsError(
+            "DAGSTER_HOME", f"DAGSTER_HOME={home} is not a directory (unset it, or fix the path)"
+        )
+    if _instance_is_empty(home):
+        report.notes.append(f"DAGSTER_HOME={home} holds no Dagster instance yet")
+        return
+    try:
+        _read_instance(report)
+    except SettingsError:
+        raise
+    except Exception as exc:  # the instance's own storage failed: name it, one line
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise SettingsError(
+            "DAGSTER_HOME", f"DAGSTER_HOME={home}: cannot read the Dagster instance: {reason}"
+        ) from None
+
+
+def _read_instance(report: Report) -> None:
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        records = instance.get_run_records(dg.RunsFilter(job_name=NIGHTLY_JOB_NAME), limit=1)
+        if records:
+            record = records[0]
+            run = record.dagster_run
+            report.last_run = LastRun(
+                run_id=run.run_id,
+                status=run.status.value,
+                partition=run.tags.get("dagster/partition"),
+                started=_utc(record.start_time),
+                ended=_utc(record.end_time),
+            )
+        event = instance.get_latest_materialization_event(dg.AssetKey(list(BOOKS_ASSET_PATH)))
+        materialization = event.asset_materialization if event else None
+        if event is not None and materialization is not None:
+            verdict = materialization.metadata.get("verdict")
+            if verdict is not None:
+                report.books = BooksVerdict(
+                    verdict=str(verdict.value),
+                    at=datetime.fromtimestamp(event.timestamp, UTC),
+                    run_id=event.run_id,
+                )
+
+
+def _utc(timestamp: float | None) -> datetime | None:
+    return datetime.fromtimestamp(timestamp, UTC) if timestamp else None
+
+
+def build_report(
+    ledger: SyncLedger,
+    *,
+    businesses: Sequence[str] | None = None,
+    entities: Sequence[str] | None = None,
+) -> Report:
+    report = Report(
+        rows=ledger_status(ledger, businesses=businesses, entities=entities), dagster_home=None
+    )
+    dagster_report(report)
+    return report
+
+
+# -- rendering ----------------------------------------------------------------------------------
+
+
+def _console(out: Any) -> Any:
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError  # the CLI's own handling (exit 141), not rich's exit 1
+
+    terminal = bool(getattr(out, "isatty", lambda: False)())
+    # Not a terminal (a pipe, a file): wide enough that no row wraps; no colour codes.
+    return _Console(file=out, width=None if terminal else 200, highlight=False, soft_wrap=False)
+
+
+def render_status(report: Report, out: Any) -> None:
+    from rich.table import Table
+
+    console = _console(out)
+    numbers = (*COLUMNS, "waiting_terminals")
+    table = Table(title="Ledger: records per business and entity", title_justify="left")
+    table.add_column("business", no_wrap=True)
+    table.add_column("entity", no_wrap=True)
+    for name in numbers:
+        table.add_column(name.replace("_", " "), justify="right", no_wrap=True)
+    table.add_column("total", justify="right", no_wrap=True)
+    for row in report.rows:
+        table.add_row(
+            row.business_id,
+            row.entity,
+            *(f"{getattr(row, name)}" for name in numbers),
+            f"{row.total}",
+        )
+    if report.rows:
+        totals = report.totals
+        table.add_section()
+        table.add_row(
+            "all",
+            "",
+            *(f"{getattr(totals, name)}" for name in numbers),
+            f"{totals.total}",
+        )
+    if report.rows:
+        console.print(table)
+    else:
+        console.print("Ledger: no records (nothing synced yet, or none match the filters)")
+    run = report.last_run
+    if run is None:
+        console.print("Last nightly run: none recorded")
+    else:
+        when = run.ended or run.started
+        console.print(
+            f"Last nightly run: partition {run.partition or '-'}, {run.status}"
+            + (f", {when:%Y-%m-%d %H:%M:%S} UTC" if when else "")
+            + f" (run {run.run_id})"
+        )
+    if report.books is None:
+        console.print("Books: no books reconciliation recorded")
+    else:
+        books = report.books
+        console.print(
+            f"Books: verdict {books.verdict}, {books.at:%Y-%m-%d %H:%M:%S} UTC (run {books.run_id})"
+        )
+    for note in report.notes:
+        console.print(f"({note})")
+
+
+def render_attention(rows: Iterable[LedgerRow], out: Any) -> int:
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("status", "entity", "business", "source id", "error code"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("message", overflow="fold")
+    n = 0
+    for row in rows:
+        n += 1
+        table.add_row(
+            row.status.value,
+            row.entity,
+            row.business_id,
+            row.source_id,
+            row.error_code or "",
+            " ".join((row.error_message or "").split()),
+        )
+    console = _console(out)
+    if n:
+        console.print(table)
+    console.print(f"{n} records need attention" if n else "0 records need attention")
+    return n
