@@ -24,6 +24,13 @@ from sqlalchemy.engine import make_url
 from thred_pipeline_tests.deploy import files
 
 BIN = Path(sys.executable).parent
+# A container's process starts with default signal dispositions, but a test runner may have been
+# started with SIGTERM or SIGINT ignored, which exec'd children inherit: reset them, then exec.
+DEFAULT_SIGNALS_THEN_EXEC = (
+    "import os, signal, sys; "
+    "signal.signal(signal.SIGTERM, signal.SIG_DFL); signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
 INIT_SCRIPT = files.DOCKER / "postgres" / "initdb" / "10-thred-ledger.sh"
 
 
@@ -75,15 +82,12 @@ def started(
     command: list[str], env: dict[str, str], cwd: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(
-        command,
+        [sys.executable, "-c", DEFAULT_SIGNALS_THEN_EXEC, *command],
         env=env,
         cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its own process group, so leftovers can be found and killed
-        # A container's process starts with default signal dispositions; a test runner may have
-        # been started with SIGTERM or SIGINT ignored, which children would inherit.
-        preexec_fn=_default_signals,
     )
     try:
         yield process
@@ -91,11 +95,6 @@ def started(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
-
-
-def _default_signals() -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def group_alive(pgid: int) -> bool:
