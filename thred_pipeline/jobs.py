@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Engine, Table, and_
 
 from thred_pipeline.assets import (
     BOOKS_KEY,
+    FRESHNESS_CHECKS,
     THRED_POOL,
     TRANSIENT_RETRY,
     UncertainOutcomes,
@@ -26,7 +27,9 @@ BOOKS_JOB_NAME = "reconcile_books"
 
 nightly_sync_job = dg.define_asset_job(
     NIGHTLY_JOB_NAME,
-    selection=dg.AssetSelection.groups("thred_core", "thred_ar", "thred_ap"),
+    # The freshness checks are evaluated on their own schedule (freshness_checks_sensor).
+    selection=dg.AssetSelection.groups("thred_core", "thred_ar", "thred_ap")
+    - dg.AssetSelection.checks(*FRESHNESS_CHECKS),
     run_tags={"thred/flow": "nightly"},
     description="Push every changed warehouse record of the day to Thred, checking each window.",
 )

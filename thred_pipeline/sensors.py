@@ -68,9 +68,11 @@ def _env_int(name: str, default: int, minimum: int = 0) -> int:
 
 
 def _partition_label(tags: Mapping[str, str]) -> str | None:
-    """The run's partition, or ``start...end`` for a range run (a single-run backfill)."""
-    if tags.get(PARTITION_TAG):
-        return tags[PARTITION_TAG]
+    """The run's partition, or ``start...end`` for a range run (a multi-day backfill run)."""
+    return tags.get(PARTITION_TAG) or _range_label(tags)
+
+
+def _range_label(tags: Mapping[str, str]) -> str | None:
     start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
     if start and end:
         return start if start == end else f"{start}...{end}"
@@ -123,8 +125,9 @@ def books_after_nightly_sync(
 def _previous_finished_run(
     instance: dg.DagsterInstance, run: dg.DagsterRun
 ) -> dg.DagsterRun | None:
-    """The last finished run of the same job and partition created before ``run``."""
-    tags = {PARTITION_TAG: run.tags[PARTITION_TAG]} if run.tags.get(PARTITION_TAG) else {}
+    """The last finished run of the same job and partition (or range) created before ``run``."""
+    keys = (PARTITION_TAG,) if run.tags.get(PARTITION_TAG) else (RANGE_START_TAG, RANGE_END_TAG)
+    tags = {k: run.tags[k] for k in keys if run.tags.get(k)}
     records = instance.get_run_records(
         filters=dg.RunsFilter(job_name=run.job_name, tags=tags, statuses=FINISHED), limit=20
     )
@@ -315,7 +318,10 @@ def collect_check_changes(
                 continue
             if evaluation.asset_key.path[0] != "thred":
                 continue
-            change = _apply(evaluation, evaluation.partition or group.partition, failing)
+            # A partitioned check names its partition, except in a range run (it then covers
+            # the range); an unpartitioned one (books, freshness) has one state for all runs.
+            partition = evaluation.partition or _range_label(tags)
+            change = _apply(evaluation, partition, failing)
             if change is not None:
                 if group.partition is None and change.partition:
                     group = replace(group, partition=change.partition)
