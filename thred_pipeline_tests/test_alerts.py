@@ -472,10 +472,18 @@ class ProbeConfig(dg.Config):
     stake: int = 0
 
 
+PROBE_DAYS = dg.DailyPartitionsDefinition(start_date="2026-09-01")
+
+
 @dg.asset(
     key=["thred", "probe"],
-    partitions_def=dg.DailyPartitionsDefinition(start_date="2026-09-01"),
-    check_specs=[dg.AssetCheckSpec("probe_matches", asset=dg.AssetKey(["thred", "probe"]))],
+    partitions_def=PROBE_DAYS,
+    # partitioned like the window checks: one state per day
+    check_specs=[
+        dg.AssetCheckSpec(
+            "probe_matches", asset=dg.AssetKey(["thred", "probe"]), partitions_def=PROBE_DAYS
+        )
+    ],
 )
 def probe(config: ProbeConfig) -> dg.MaterializeResult:  # type: ignore[type-arg]
     """A real asset whose check result each run chooses."""
@@ -568,3 +576,42 @@ def test_a_webhook_that_refuses_loses_no_alert(alert_env: Receiver):
         )
         sensor.tick()
         assert alert_env.take() == []
+
+
+@dg.asset(
+    key=["thred", "probe_fresh"],
+    partitions_def=PROBE_DAYS,
+    # unpartitioned, like the freshness and books checks: one state whatever the run's day
+    check_specs=[dg.AssetCheckSpec("fresh", asset=dg.AssetKey(["thred", "probe_fresh"]))],
+)
+def probe_fresh(config: ProbeConfig) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    return dg.MaterializeResult(
+        check_results=[
+            dg.AssetCheckResult(
+                passed=config.state == "PASSED", severity=dg.AssetCheckSeverity.WARN
+            )
+        ]
+    )
+
+
+def test_an_unpartitioned_check_has_one_state_whatever_the_runs_day(alert_env: Receiver):
+    def run(day: str, state: str) -> None:
+        dg.materialize(
+            [probe_fresh],
+            partition_key=day,
+            instance=instance,
+            run_config={"ops": {"thred__probe_fresh": {"config": {"state": state}}}},
+        )
+
+    with dg.instance_for_test() as instance:
+        sensor = Ticker(check_alert, instance)
+        sensor.tick()
+        run("2026-09-01", "WARN")
+        run("2026-09-02", "WARN")  # a backfill of another day: the same check, still failing
+        sensor.tick()
+        [message] = alert_env.take()
+        assert _all_text(message).count("`thred/probe_fresh` · `fresh`") == 1
+        run("2026-09-03", "PASSED")
+        sensor.tick()
+        [recovered] = alert_env.take()
+        assert "*RECOVERED* `thred/probe_fresh` · `fresh` — passes again" in _all_text(recovered)
