@@ -347,9 +347,11 @@ def post(payload: Mapping[str, Any], settings: AlertSettings) -> None:
         raise AlertDeliveryError(f"{WEBHOOK_ENV} is not set")
     body = redact_payload(dict(payload))
     last = ""
+    tried = 0
     for attempt in range(settings.attempts):
         if attempt:
             time.sleep(min(2.0**attempt, 10.0))
+        tried += 1
         try:
             response = httpx.post(
                 settings.webhook_url, json=body, timeout=settings.timeout_s, follow_redirects=False
@@ -363,6 +365,6 @@ def post(payload: Mapping[str, Any], settings: AlertSettings) -> None:
         if 400 <= response.status_code < 500 and response.status_code != 429:
             break  # the receiver refuses this message; sending it again cannot help
     raise AlertDeliveryError(
-        f"the alert webhook ({WEBHOOK_ENV}) did not take the message after "
-        f"{settings.attempts} attempt(s): {last}"
+        f"the alert webhook ({WEBHOOK_ENV}) did not take the message after {tried} "
+        f"attempt(s): {last}"
     )

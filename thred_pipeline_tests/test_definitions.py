@@ -127,6 +127,30 @@ def test_the_books_sensor_follows_nightly_runs_but_not_backfills():
         assert isinstance(skipped, dg.SkipReason)
 
 
+def test_the_books_wait_for_the_last_of_a_batch_of_nightly_runs():
+    """Catch-up queues several nights: the books are reconciled after the last one only."""
+    with dg.instance_for_test() as instance:
+        done = _run(instance, {"dagster/partition": "2026-09-13"})
+        instance.add_run(
+            dg.DagsterRun(
+                job_name=NIGHTLY_JOB_NAME,
+                run_id=make_new_run_id(),
+                status=dg.DagsterRunStatus.STARTED,
+                tags={"dagster/partition": "2026-09-14"},
+            )
+        )
+        skipped = books_after_nightly_sync(
+            dg.build_run_status_sensor_context(
+                sensor_name=books_after_nightly_sync.name,
+                dagster_event=_success_event(done),
+                dagster_instance=instance,
+                dagster_run=done,
+            )
+        )
+    assert isinstance(skipped, dg.SkipReason)
+    assert "reconciled after the last one" in (skipped.skip_message or "")
+
+
 def _success_event(run: dg.DagsterRun) -> dg.DagsterEvent:
     return dg.DagsterEvent(event_type_value="PIPELINE_SUCCESS", job_name=run.job_name, message="ok")
 
