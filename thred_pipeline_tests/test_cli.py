@@ -442,7 +442,12 @@ def test_make_demo_takes_a_port() -> None:
 
     def demo_line(*args: str) -> str:
         done = subprocess.run(
-            ["make", "-n", "demo", *args], cwd=root, capture_output=True, text=True, check=True
+            ["make", "--no-print-directory", "-n", "demo", *args],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL")},
         )
         return done.stdout.strip().splitlines()[-1].strip()
 

@@ -16,6 +16,7 @@ DAGSTER_LAYER = {
     "schedules.py",
     "sensors.py",
     "demo.py",
+    "status.py",  # the CLI's `status` reads the last runs from the Dagster instance
 }
 
 

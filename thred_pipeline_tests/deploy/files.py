@@ -13,6 +13,7 @@ import ast
 import importlib
 import json
 import re
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -252,9 +253,24 @@ def dagster_layer_settings() -> dict[str, str]:
     server (definitions at import, schedules and sensors at each tick) and by the run workers
     (the same definitions, and the resources), so every one must reach both.
     """
-    importlib.import_module("thred_pipeline.definitions")
+    # In a fresh interpreter: this process may have imported other modules (the demo, the CLI)
+    # that the code location never loads.
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, thred_pipeline.definitions; print('\\n'.join(sorted(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout.split()
+    for name in loaded:
+        if _in_package(name):
+            importlib.import_module(name)  # so sys.modules has its file below
     found: dict[str, str] = {}
-    for name in sorted(sys.modules):
+    for name in loaded:
         if not _in_package(name) or name in NOT_DAGSTER_LAYER or name.startswith(ENGINE_PACKAGES):
             continue
         path = Path(getattr(sys.modules[name], "__file__", "") or "")
@@ -273,9 +289,24 @@ def dagster_layer_settings() -> dict[str, str]:
 def required_settings() -> dict[str, str]:
     """The settings read through ``EnvVar``: the run fails without them (the others have a
     default when unset or empty)."""
-    importlib.import_module("thred_pipeline.definitions")
+    # In a fresh interpreter: this process may have imported other modules (the demo, the CLI)
+    # that the code location never loads.
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, thred_pipeline.definitions; print('\\n'.join(sorted(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout.split()
+    for name in loaded:
+        if _in_package(name):
+            importlib.import_module(name)  # so sys.modules has its file below
     found: dict[str, str] = {}
-    for name in sorted(sys.modules):
+    for name in loaded:
         if not _in_package(name) or name.startswith(ENGINE_PACKAGES):
             continue
         path = Path(getattr(sys.modules[name], "__file__", "") or "")
