@@ -48,9 +48,9 @@ def window_check_spec(spec: EntitySpec, key: dg.AssetKey) -> dg.AssetCheckSpec:
         blocking=spec.blocking,
         partitions_def=daily_partitions,
         description=(
-            f"The {spec.label}s that changed in the partition's window are in Thred with the "
-            "same documented values; every difference is listed with its record, business, "
-            "money and the ledger's explanation."
+            f"The {spec.name.replace('_', ' ')} that changed in the partition's window are in "
+            "Thred with the same documented values; every difference is listed with its record, "
+            "business, money and the ledger's explanation."
         ),
     )
 
