@@ -107,8 +107,13 @@ class _Reader:
     not_read: dict[str, str]
 
     async def items(
-        self, entity: str, business_id: str, thred_business: str
+        self,
+        entity: str,
+        business_id: str,
+        thred_business: str,
+        in_scope: set[str] | None = None,
     ) -> list[dict[str, Any]]:
+        """Thred's items of one entity; ``in_scope``: the records compared (None: all)."""
         refund_ids: list[str] = []
         if entity == "refund_payments":
             refunds = await thred_side.list_items(self.client, thred_business, "refunds")
@@ -117,16 +122,22 @@ class _Reader:
             self.client, thred_business, entity, refund_ids=refund_ids
         )
         if entity == "customers":
-            items += await self._archived_customers(business_id, thred_business, items)
+            items += await self._archived_customers(business_id, thred_business, items, in_scope)
         return items
 
     async def _archived_customers(
-        self, business_id: str, thred_business: str, listed: list[dict[str, Any]]
+        self,
+        business_id: str,
+        thred_business: str,
+        listed: list[dict[str, Any]],
+        in_scope: set[str] | None,
     ) -> list[dict[str, Any]]:
         """Customers the list left out: the docs do not say whether it shows archived ones."""
         seen = {str(i.get("id")) for i in listed}
         found = []
-        for row in self.context.rows["customers"].values():
+        for source_id, row in self.context.rows["customers"].items():
+            if in_scope is not None and source_id not in in_scope:
+                continue
             if row.business_id == business_id and row.thred_id and row.thred_id not in seen:
                 item = await thred_side.get_detail(
                     self.client, thred_business, "customers", row.thred_id
@@ -230,6 +241,7 @@ class WindowReconciler(_Base):
             (expected["version"] >= start) & (expected["version"] < end)
         )
         expected = expected[in_window].reset_index(drop=True)
+        in_scope = set(expected["source_id"])
         not_read: dict[str, str] = {}
         pairs: list[tuple[str, Mapping[str, Any]]] = []
         async with self._client_factory(self.thred_settings) as client:
@@ -243,7 +255,7 @@ class WindowReconciler(_Base):
                         continue  # its records are missing in Thred, each with its reason
                     items = await reader.guarded(
                         business_id,
-                        reader.items(entity, business_id, thred_business),
+                        reader.items(entity, business_id, thred_business, in_scope),
                     )
                     pairs += [(business_id, i) for i in items or []]
             requests = int(client.stats.requests)
