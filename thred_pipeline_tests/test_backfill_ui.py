@@ -69,10 +69,14 @@ def free_port() -> int:
         return port
 
 
-def _default_signals() -> None:
-    """Children start with default SIGINT/SIGTERM (a test runner may ignore them)."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+# Children start with default SIGINT/SIGTERM (a test runner may have been started with them
+# ignored, which exec'd children inherit). Reset, then exec: no preexec_fn, which is unsafe while
+# other threads run (the sandbox serves from a thread here).
+DEFAULT_SIGNALS_THEN_EXEC = (
+    "import os, signal, sys; "
+    "signal.signal(signal.SIGTERM, signal.SIG_DFL); signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
 
 
 @contextmanager
@@ -82,13 +86,12 @@ def started(
     """A server in its own process group: SIGTERM on the way out, SIGKILL if it lingers."""
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command,
+            [sys.executable, "-c", DEFAULT_SIGNALS_THEN_EXEC, *command],
             env=env,
             cwd=REPO,
             stdout=out,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_default_signals,
+            start_new_session=True,  # its own process group: stopped and killed as a whole
         )
         try:
             yield process
@@ -96,21 +99,24 @@ def started(
             _stop_group(process)
 
 
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    for sig, grace in ((signal.SIGTERM, 60), (signal.SIGKILL, 30)):
+def _stop_group(process: subprocess.Popen[bytes]) -> signal.Signals | None:
+    """Stop the process group; the signal that ended it (None: it was already gone)."""
+    for sig, grace in ((signal.SIGTERM, 90), (signal.SIGKILL, 30)):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
-            return
+            process.poll()
+            return None if sig == signal.SIGTERM else signal.SIGTERM
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             try:
                 os.killpg(process.pid, 0)
             except ProcessLookupError:
                 process.poll()
-                return
+                return sig
             process.poll()
             time.sleep(0.5)
+    return signal.SIGKILL
 
 
 def wait_for(
@@ -187,11 +193,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         with dg.DagsterInstance.from_config(str(home)):
             pass
         running = Stack(url=f"http://127.0.0.1:{port}", home=home, logs=logs)
-        with started(webserver, env, logs[0]):
+        with started(webserver, env, logs[0]) as web:
             wait_for(
                 "the code location loads", lambda: _location_loaded(running), START_BUDGET_S, logs
             )
-            with started(daemon, env, logs[1]):
+            with started(daemon, env, logs[1]) as dmn:
                 wait_for(
                     "the daemon is healthy",
                     lambda: _daemons_healthy(running),
@@ -199,6 +205,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     logs,
                 )
                 yield running
+                # Both stop on SIGTERM, with their code servers and run workers (their group).
+                assert _stop_group(dmn) == signal.SIGTERM, logs[1].read_text()[-2000:]
+            assert _stop_group(web) == signal.SIGTERM, logs[0].read_text()[-2000:]
 
 
 def _location_loaded(stack: Stack) -> bool:
