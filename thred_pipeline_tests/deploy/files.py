@@ -10,6 +10,7 @@ be resolved with the variables of ``docker/.env.example``, as ``docker compose c
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import json
 import re
@@ -242,19 +243,11 @@ def _in_package(module: str) -> bool:
     return module == "thred_pipeline" or module.startswith("thred_pipeline.")
 
 
-def dagster_layer_settings() -> dict[str, str]:
-    """THRED_* settings the code location reads, mapped to the first file naming them.
-
-    The Dagster layer is every top-level ``thred_pipeline`` module that loading
-    ``thred_pipeline.definitions`` imports (definitions, assets, schedules, sensors, resources,
-    alerts, ...), without the engine packages and the CLI's settings reader. Any string constant
-    that is exactly a ``THRED_*`` name there counts: ``EnvVar("X")``, ``os.environ.get("X")``,
-    ``WEBHOOK_ENV = "X"`` and ``_env_int("X", ...)`` alike. Their values are read by the user-code
-    server (definitions at import, schedules and sensors at each tick) and by the run workers
-    (the same definitions, and the resources), so every one must reach both.
-    """
-    # In a fresh interpreter: this process may have imported other modules (the demo, the CLI)
-    # that the code location never loads.
+@functools.cache
+def code_location_modules() -> tuple[str, ...]:
+    """The modules loading ``thred_pipeline.definitions`` imports, found in a fresh interpreter
+    (this process may have imported others — the demo, the CLI — that the code location never
+    loads); the package's ones are imported here so ``sys.modules`` has their files."""
     loaded = subprocess.run(
         [
             sys.executable,
@@ -268,7 +261,22 @@ def dagster_layer_settings() -> dict[str, str]:
     ).stdout.split()
     for name in loaded:
         if _in_package(name):
-            importlib.import_module(name)  # so sys.modules has its file below
+            importlib.import_module(name)
+    return tuple(loaded)
+
+
+def dagster_layer_settings() -> dict[str, str]:
+    """THRED_* settings the code location reads, mapped to the first file naming them.
+
+    The Dagster layer is every top-level ``thred_pipeline`` module that loading
+    ``thred_pipeline.definitions`` imports (definitions, assets, schedules, sensors, resources,
+    alerts, ...), without the engine packages and the CLI's settings reader. Any string constant
+    that is exactly a ``THRED_*`` name there counts: ``EnvVar("X")``, ``os.environ.get("X")``,
+    ``WEBHOOK_ENV = "X"`` and ``_env_int("X", ...)`` alike. Their values are read by the user-code
+    server (definitions at import, schedules and sensors at each tick) and by the run workers
+    (the same definitions, and the resources), so every one must reach both.
+    """
+    loaded = code_location_modules()
     found: dict[str, str] = {}
     for name in loaded:
         if not _in_package(name) or name in NOT_DAGSTER_LAYER or name.startswith(ENGINE_PACKAGES):
@@ -289,22 +297,7 @@ def dagster_layer_settings() -> dict[str, str]:
 def required_settings() -> dict[str, str]:
     """The settings read through ``EnvVar``: the run fails without them (the others have a
     default when unset or empty)."""
-    # In a fresh interpreter: this process may have imported other modules (the demo, the CLI)
-    # that the code location never loads.
-    loaded = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys, thred_pipeline.definitions; print('\\n'.join(sorted(sys.modules)))",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    ).stdout.split()
-    for name in loaded:
-        if _in_package(name):
-            importlib.import_module(name)  # so sys.modules has its file below
+    loaded = code_location_modules()
     found: dict[str, str] = {}
     for name in loaded:
         if not _in_package(name) or name.startswith(ENGINE_PACKAGES):
