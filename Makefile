@@ -6,14 +6,14 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test test-fast lint typecheck bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml devtools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e ./devtools
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/thred-pipeline demo $(if $(PORT),--port $(PORT))
+	$(BIN)/thred-dev demo $(if $(PORT),--port $(PORT))
 
 test: $(STAMP)
 	$(BIN)/pytest -q
@@ -22,9 +22,9 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check thred_pipeline thred_pipeline_tests benchmarks
-	$(BIN)/ruff format --check thred_pipeline thred_pipeline_tests benchmarks
-	$(BIN)/mypy thred_pipeline
+	$(BIN)/ruff check thred_pipeline devtools/thred_devtools thred_pipeline_tests benchmarks
+	$(BIN)/ruff format --check thred_pipeline devtools/thred_devtools thred_pipeline_tests benchmarks
+	$(BIN)/mypy thred_pipeline devtools/thred_devtools
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

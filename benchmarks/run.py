@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 from pydantic import SecretStr
+from thred_devtools.seed import SeedConfig, seed_warehouse
 
 from thred_pipeline import entities
 from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
@@ -27,7 +28,6 @@ from thred_pipeline.sync.records import TimeWindow
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline.warehouse.extract import Warehouse
-from thred_pipeline.warehouse.seed import SeedConfig, seed_warehouse
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 READING = (
@@ -92,7 +92,7 @@ def sync_throughput(tmp: Path) -> list[tuple[str, int, int, float, float, float]
     """Customers, invoices and payments pushed to a sandbox in another process."""
     port = _free_port()
     server = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "thred_pipeline.cli", "sandbox", "--port", str(port)],
+        [sys.executable, "-m", "thred_devtools.cli", "sandbox", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

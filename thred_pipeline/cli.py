@@ -1,4 +1,6 @@
-"""The ``thred-pipeline`` command: demo, seed, sandbox, sync, status, reconcile, quarantine, DDL.
+"""The ``thred-pipeline`` command: sync, status, reconcile, quarantine, DDL.
+
+(The demo, the seed and the sandbox are development tools: ``thred-dev``, in ``devtools/``.)
 
 Exit codes (docs/cli.md has the full table):
 
@@ -29,7 +31,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from thred_pipeline import config
@@ -105,7 +106,7 @@ def _moment(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -115,8 +116,8 @@ def _positive(text: str) -> int:
     return value
 
 
-def _port(text: str) -> int:
-    value = _positive(text)
+def port_number(text: str) -> int:
+    value = positive_int(text)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
     return value
@@ -291,50 +292,6 @@ def counting_warehouse(engine: Any, progress: SyncProgress) -> Warehouse:
 # -- commands ---------------------------------------------------------------------------------
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from thred_pipeline.demo import run_demo
-
-    try:
-        report = run_demo(Path(args.home), port=args.port, reseed=args.reseed)
-    except KeyboardInterrupt:
-        _say("interrupted: the demo stopped (sandbox stopped, backfill canceled)")
-        return EXIT_INTERRUPTED
-    return EXIT_OK if report.ok else EXIT_FAILURE
-
-
-def cmd_seed(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from thred_pipeline.warehouse.seed import SeedConfig, seed_warehouse
-
-    url = config.database_url(
-        args.warehouse_url or config.PipelineSettings.from_env().warehouse_url
-    )
-    try:
-        shape = SeedConfig(seed=args.seed, businesses=args.businesses, days=args.days)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        option = str(first["loc"][0]) if first["loc"] else "seed"
-        args.parser.error(f"argument --{option}: {first['msg'].lower()}")
-    counts = seed_warehouse(url, shape)
-    for table, n in counts.items():
-        print(f"{table:28s} {n:6d}")
-    return EXIT_OK
-
-
-def cmd_sandbox(args: argparse.Namespace) -> int:
-    from thred_pipeline.sandbox.config import SandboxConfig, fault_config_from_args
-    from thred_pipeline.sandbox.server import serve
-
-    data_dir = Path(args.data_dir) if args.data_dir else None
-    try:
-        faults = fault_config_from_args(args)
-    except ValueError as exc:
-        args.parser.error(str(exc))
-    serve(SandboxConfig(data_dir=data_dir, faults=faults), host=args.host, port=args.port)
-    return EXIT_OK
-
-
 def cmd_sync(args: argparse.Namespace) -> int:
     """Run the engine without Dagster (diagnosis, scripting); same code the assets call."""
     from thred_pipeline.sync.engine import SyncEngine, SyncOptions
@@ -361,7 +318,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     attention = {word: totals[outcome] for outcome, word in ATTENTION.items() if totals[outcome]}
     if attention:
         counts = ", ".join(f"{n} {word}" for word, n in attention.items())
-        _say(
+        say(
             f"sync completed, {sum(attention.values())} records need attention ({counts}); "
             f"see `{PROG} quarantine list`"
         )
@@ -452,7 +409,7 @@ def cmd_ddl(args: argparse.Namespace) -> int:
 # -- parser -----------------------------------------------------------------------------------
 
 
-def _common(suppress: bool) -> ArgumentParser:
+def common_options(suppress: bool) -> ArgumentParser:
     """-v / --debug, accepted before and after the command name."""
     default: Any = argparse.SUPPRESS if suppress else False
     common = ArgumentParser(add_help=False)
@@ -468,16 +425,14 @@ def _common(suppress: bool) -> ArgumentParser:
     return common
 
 
-def build_parser(*, sandbox_options: bool = True) -> ArgumentParser:
-    """The parser. ``sandbox_options=False`` leaves out the sandbox's fault switches, whose
-    import loads the whole sandbox server (most of the start-up time of every command)."""
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog=PROG,
         description="Sync a platform warehouse into Thred. Exit codes: see docs/cli.md.",
-        parents=[_common(suppress=False)],
+        parents=[common_options(suppress=False)],
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
-    common = _common(suppress=True)
+    common = common_options(suppress=True)
     entity_names = _entity_names()
 
     def command(name: str, func: Callable[[argparse.Namespace], int] | None, **kw: Any) -> Any:
@@ -485,51 +440,6 @@ def build_parser(*, sandbox_options: bool = True) -> ArgumentParser:
         if func is not None:
             p.set_defaults(func=func, parser=p)
         return p
-
-    demo = command(
-        "demo",
-        cmd_demo,
-        help="seed, start the sandbox, sync every day as a Dagster backfill, check the books",
-    )
-    demo.add_argument(
-        "--home",
-        default=str(config.thred_home() / "demo"),
-        help="the demo's folder: warehouse, ledger, sandbox state, DAGSTER_HOME "
-        "(default: $THRED_HOME/demo)",
-    )
-    demo.add_argument(
-        "--port",
-        type=_port,
-        help=f"the sandbox's port (default: {config.DEFAULT_SANDBOX_PORT}, or a free port when "
-        "that one is busy; a port given here must be free)",
-    )
-    demo.add_argument("--reseed", action="store_true", help="regenerate the demo warehouse")
-
-    seed = command("seed", cmd_seed, help="generate the deterministic demo warehouse")
-    seed.add_argument(
-        "--warehouse-url", help="where to write it (default: THRED_WAREHOUSE_URL, created if new)"
-    )
-    seed.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
-    seed.add_argument(
-        "--businesses", type=_positive, default=3, help="how many businesses (default: 3)"
-    )
-    seed.add_argument(
-        "--days", type=_positive, default=30, help="how many days of activity (default: 30)"
-    )
-
-    sandbox = command("sandbox", cmd_sandbox, help="run the local Thred-compatible API server")
-    sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    sandbox.add_argument(
-        "--port",
-        type=_port,
-        default=config.DEFAULT_SANDBOX_PORT,
-        help=f"port to listen on (default: {config.DEFAULT_SANDBOX_PORT})",
-    )
-    sandbox.add_argument("--data-dir", help="persist state here (default: in memory)")
-    if sandbox_options:
-        from thred_pipeline.sandbox.config import add_fault_arguments
-
-        add_fault_arguments(sandbox)
 
     def entity_option(p: Any, what: str) -> None:
         p.add_argument(
@@ -648,15 +558,15 @@ def _env_cents() -> int | None:
     try:
         return int(value)
     except ValueError:
-        _say(f"THRED_RECONCILE_ERROR_ABOVE_CENTS={value!r} is not a whole number of minor units")
+        say(f"THRED_RECONCILE_ERROR_ABOVE_CENTS={value!r} is not a whole number of minor units")
         raise SystemExit(EXIT_CONFIG) from None
 
 
 # -- errors -----------------------------------------------------------------------------------
 
 
-def _say(line: str) -> None:
-    print(f"{PROG}: {line}", file=sys.stderr, flush=True)
+def say(line: str, prog: str = PROG) -> None:
+    print(f"{prog}: {line}", file=sys.stderr, flush=True)
 
 
 def _secrets() -> list[str]:
@@ -681,21 +591,22 @@ def _scrub(text: str) -> str:
     return line[:1000]
 
 
-def _failure(exc: BaseException, debug: bool) -> int:
+def _failure(exc: BaseException, debug: bool, prog: str) -> int:
     """Map an exception to its one line and exit code (see the module docstring)."""
     from sqlalchemy.exc import InterfaceError, OperationalError
 
     from thred_pipeline.thred.errors import ThredConfigError, ThredError
 
     if isinstance(exc, config.SettingsError | ThredConfigError):
-        _say(f"configuration error: {_scrub(str(exc))}")
+        say(f"configuration error: {_scrub(str(exc))}", prog=prog)
         return EXIT_CONFIG
     if isinstance(exc, OperationalError | InterfaceError):
         orig = getattr(exc, "orig", None) or exc
         reason = (str(orig).strip().splitlines() or [type(exc).__name__])[0]
-        _say(
+        say(
             f"configuration error: database error ({_scrub(reason)}); check "
-            f"{config.WAREHOUSE_URL} and {config.LEDGER_URL}"
+            f"{config.WAREHOUSE_URL} and {config.LEDGER_URL}",
+            prog=prog,
         )
         return EXIT_CONFIG
     if debug:
@@ -703,16 +614,21 @@ def _failure(exc: BaseException, debug: bool) -> int:
     what = _scrub(str(exc))
     if isinstance(exc, ThredError):  # escaped the engine: Thred kept failing (5xx, ...)
         what += " (Thred itself failed; rerun later)"
-    _say(
+    say(
         f"unexpected failure: {type(exc).__name__}: {what or 'no message'}; "
-        "rerun with --debug for the traceback"
+        "rerun with --debug for the traceback",
+        prog=prog,
     )
     return EXIT_FAILURE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(sandbox_options="sandbox" in words).parse_args(words)
+    return run(build_parser().parse_args(words))
+
+
+def run(args: argparse.Namespace, prog: str = PROG) -> int:
+    """Run a parsed command: logging set up, every failure one line and an exit code."""
     debug = bool(args.debug)
     logging.basicConfig(
         level=logging.DEBUG if (args.verbose or debug) else logging.INFO,
@@ -723,14 +639,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        _say("interrupted")
+        say("interrupted", prog=prog)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `thred-pipeline status | head`: the reader left; say nothing
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except Exception as exc:  # every failure becomes one line and an exit code
-        return _failure(exc, debug)
+        return _failure(exc, debug, prog)
 
 
 if __name__ == "__main__":

@@ -259,7 +259,7 @@ def open_warehouse(url: str, specs: Iterable[EntitySpec] | None = None) -> Wareh
             raise SettingsError(
                 setting,
                 f"{setting}={masked_url(parsed)}: the SQLite file {path} does not exist "
-                "(create it with `thred-pipeline seed`, or fix the path)",
+                "(create it with `thred-dev seed`, or fix the path)",
             )
     try:
         engine = create_warehouse_engine(parsed)

@@ -16,6 +16,8 @@ from typing import Any
 import dagster as dg
 import httpx
 import pytest
+from thred_devtools.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from thred_devtools.seed import SeedConfig, seed_warehouse
 
 from thred_pipeline import alerts
 from thred_pipeline.assets import BOOKS_ASSETS, BOOKS_KEY, PUSH_ASSETS
@@ -29,10 +31,8 @@ from thred_pipeline.resources import (
     ThredResource,
     WarehouseResource,
 )
-from thred_pipeline.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from thred_pipeline.sensors import check_alert, run_failure_alert, run_recovered_alert
 from thred_pipeline.sync.ledger import SyncLedger
-from thred_pipeline.warehouse.seed import SeedConfig, seed_warehouse
 
 HOOK_SECRET = "hook-s3cret-0f9a8b7c6d5e"  # the credential part of a Slack-style webhook URL
 API_KEY = "tk_live_not-a-real-key-8e7d6c5b4a"  # wrong for the sandbox: Thred refuses it

@@ -8,6 +8,8 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import pytest
+from thred_devtools.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from thred_devtools.seed import SeedConfig, seed_warehouse
 
 from thred_pipeline import entities
 from thred_pipeline.assets import BOOKS_ASSETS, BOOKS_KEY, PUSH_ASSETS, asset_key
@@ -19,9 +21,7 @@ from thred_pipeline.resources import (
     ThredResource,
     WarehouseResource,
 )
-from thred_pipeline.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from thred_pipeline.sync.ledger import SyncLedger
-from thred_pipeline.warehouse.seed import SeedConfig, seed_warehouse
 
 pytestmark = pytest.mark.slow
 

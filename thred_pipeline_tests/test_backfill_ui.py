@@ -27,14 +27,14 @@ from typing import Any, TypeVar
 import dagster as dg
 import httpx
 import pytest
+from thred_devtools.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from thred_devtools.seed import SeedConfig, seed_warehouse
 
 from thred_pipeline import entities
 from thred_pipeline.assets import PUSH_ASSETS, asset_key
 from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
 from thred_pipeline.definitions import defs
 from thred_pipeline.jobs import NIGHTLY_JOB_NAME
-from thred_pipeline.sandbox import RunningSandbox, SandboxConfig, start_sandbox
-from thred_pipeline.warehouse.seed import SeedConfig, seed_warehouse
 
 pytestmark = pytest.mark.slow
 

@@ -10,13 +10,14 @@ from typing import Any
 import dagster as dg
 import pytest
 from dagster._core.execution.backfill import PartitionBackfill
+from thred_devtools.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from thred_devtools.seed import SeedConfig, seed_warehouse
 
 from thred_pipeline.assets import PUSH_ASSETS, asset_key
 from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
 from thred_pipeline.definitions import defs
 from thred_pipeline.entities import sync_order
 from thred_pipeline.jobs import NIGHTLY_JOB_NAME
-from thred_pipeline.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from thred_pipeline.sensors import (
     TRIGGER_TAG,
     CatchUpSettings,
@@ -24,7 +25,6 @@ from thred_pipeline.sensors import (
     last_due_partition,
     plan_catch_up,
 )
-from thred_pipeline.warehouse.seed import SeedConfig, seed_warehouse
 
 NOW = datetime(2026, 9, 12, 10, 0, tzinfo=UTC)  # the 02:15 run of 09-11 is due by now
 

@@ -26,13 +26,14 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
+from thred_devtools.sandbox import SandboxConfig, start_sandbox
+from thred_devtools.seed import SeedConfig, seed_warehouse
 
 from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
-from thred_pipeline.sandbox import SandboxConfig, start_sandbox
 from thred_pipeline.sync.ledger import ledger_table
-from thred_pipeline.warehouse.seed import SeedConfig, seed_warehouse
 
 CLI = Path(sys.executable).with_name("thred-pipeline")
+DEV_CLI = Path(sys.executable).with_name("thred-dev")  # devtools/: demo, seed, sandbox
 WRONG_KEY = "wrong-partner-key-but-still-secret-77bd02"
 DB_PASSWORD = "db-pass-w0rd-never-printed"
 EVERYTHING = ("--start", "2000-01-01", "--end", "2100-01-01")
@@ -100,8 +101,10 @@ def env(tmp_path: Path, seeded: Path, sandbox_url: str) -> dict[str, str]:
 
 
 def run(env: dict[str, str], *args: str, **changes: str) -> Ran:
+    """``thred-pipeline`` with ``args``; the development commands go to ``thred-dev``."""
+    cli = DEV_CLI if args and args[0] in ("demo", "seed", "sandbox") else CLI
     done = subprocess.run(
-        [str(CLI), *args],
+        [str(cli), *args],
         env={**env, **changes},
         capture_output=True,
         text=True,
@@ -328,15 +331,17 @@ def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParse
 
 
 def test_every_option_and_command_has_help() -> None:
+    from thred_devtools.cli import build_parser as build_dev_parser
+
     from thred_pipeline.cli import build_parser
 
     missing = []
-    parsers = list(_parsers(build_parser(sandbox_options=True)))
+    parsers = [*_parsers(build_parser()), *_parsers(build_dev_parser())]
     assert {p.prog for p in parsers} >= {
         "thred-pipeline status",
         "thred-pipeline quarantine list",
         "thred-pipeline quarantine retry",
-        "thred-pipeline sandbox",
+        "thred-dev sandbox",
     }
     for parser in parsers:
         for action in parser._actions:
@@ -354,8 +359,9 @@ def test_demo_port_taken(env: dict[str, str]) -> None:
     """A port given with --port must be free; the default one falls back to a free port."""
     import io
 
+    from thred_devtools.demo import start_demo_sandbox
+
     from thred_pipeline.config import DEFAULT_SANDBOX_PORT
-    from thred_pipeline.demo import start_demo_sandbox
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -451,5 +457,5 @@ def test_make_demo_takes_a_port() -> None:
         )
         return done.stdout.strip().splitlines()[-1].strip()
 
-    assert demo_line("PORT=9000") == ".venv/bin/thred-pipeline demo --port 9000"
-    assert demo_line() == ".venv/bin/thred-pipeline demo"
+    assert demo_line("PORT=9000") == ".venv/bin/thred-dev demo --port 9000"
+    assert demo_line() == ".venv/bin/thred-dev demo"

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
+from thred_devtools.sandbox import SandboxConfig, start_sandbox
 
-from thred_pipeline.sandbox import SandboxConfig, start_sandbox
 from thred_pipeline.sync.ledger import SyncLedger
 from thred_pipeline_tests.test_cli import EVERYTHING, run, seeded
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from thred_devtools.sandbox import SandboxConfig, start_sandbox
+from thred_devtools.seed import SeedConfig, seed_warehouse
 
 from thred_pipeline.assets import BOOKS_ASSETS, BOOKS_KEY, PUSH_ASSETS, asset_key
 from thred_pipeline.config import DEMO_PARTNER_ID
@@ -18,8 +20,6 @@ from thred_pipeline.resources import (
     ThredResource,
     WarehouseResource,
 )
-from thred_pipeline.sandbox import SandboxConfig, start_sandbox
-from thred_pipeline.warehouse.seed import SeedConfig, seed_warehouse
 
 WRONG_KEY = "not-the-demo-key-0000"
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from thred_devtools.sandbox import SandboxConfig, start_sandbox
+from thred_devtools.seed import SeedConfig, seed_warehouse
 
 from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
-from thred_pipeline.sandbox import SandboxConfig, start_sandbox
-from thred_pipeline.warehouse.seed import SeedConfig, seed_warehouse
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 NOT_COMMANDS = {"thred-api.md"}  # the API contract quotes curl examples of Thred's own docs
+CLIS = ("thred-pipeline", ".venv/bin/thred-pipeline", "thred-dev", ".venv/bin/thred-dev")
 STARTS = (
     "thred-pipeline",
+    "thred-dev",
     ".venv/bin/",
     "make ",
     "dagster",
@@ -49,11 +51,11 @@ STARTS = (
 
 # Commands a doc shows that this file does not run, and the test (or CI step) that does.
 ELSEWHERE = {
-    "make demo": "thred_pipeline_tests/test_demo.py (run_demo, what the target runs)",
+    "make demo": "thred_pipeline_tests/devtools/test_demo.py (run_demo, what the target runs)",
     "make test": ".ci/run (the README's test command)",
     "pytest": ".ci/run runs the whole suite, these files included",
     ". .thred/demo/demo.env && .venv/bin/dagster dev": "thred_pipeline_tests/test_definitions.py",
-    "thred-pipeline demo": "thred_pipeline_tests/test_demo.py",
+    "thred-dev demo": "thred_pipeline_tests/devtools/test_demo.py",
 }
 
 
@@ -106,7 +108,7 @@ def test_every_documented_command_is_run_by_a_test() -> None:
     unaccounted = [
         (where, command)
         for where, command in COMMANDS
-        if not command.startswith(("thred-pipeline", ".venv/bin/thred-pipeline"))
+        if not command.startswith(CLIS)
         and _elsewhere(command) is None
         and where.split(":")[0] not in STATIC_ONLY
     ]
@@ -187,18 +189,19 @@ def _sandbox_runs(env: dict[str, str], command: str) -> None:
 
 @pytest.mark.parametrize(
     ("where", "command"),
-    [c for c in COMMANDS if c[1].startswith(("thred-pipeline", ".venv/bin/thred-pipeline"))],
+    [c for c in COMMANDS if c[1].startswith(CLIS)],
 )
 def test_documented_thred_pipeline_command_runs(
     env: dict[str, str], tmp_path: Path, where: str, command: str
 ) -> None:
-    command = command.replace(".venv/bin/thred-pipeline", "thred-pipeline")
+    command = command.removeprefix(".venv/bin/")
+    prog = command.split()[0]
     if _elsewhere(command) is not None:
         return  # run by the test ELSEWHERE names
     if " | " in command:  # the synopsis line: every command it names has help
-        names = [part.split()[0] for part in command.removeprefix("thred-pipeline ").split(" | ")]
+        names = [part.split()[0] for part in command.removeprefix(f"{prog} ").split(" | ")]
         for name in names:
-            shown = _run(env, f"thred-pipeline {name} --help", tmp_path)
+            shown = _run(env, f"{prog} {name} --help", tmp_path)
             assert shown.returncode == 0, (name, shown.stderr)
         return
     if command.split()[1] == "sandbox":

@@ -35,14 +35,15 @@ import pytest
 import uvicorn
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import event, text
+from thred_devtools.sandbox import RunningSandbox, SandboxConfig, create_app, start_sandbox
+from thred_devtools.sandbox import auth as sandbox_auth
+from thred_devtools.sandbox import routes as sandbox_routes
+from thred_devtools.sandbox.errors import ApiError
+from thred_devtools.seed import SeedConfig
 
 from thred_pipeline import entities
 from thred_pipeline.reconcile import BooksReconciler
 from thred_pipeline.resources import ThredResource
-from thred_pipeline.sandbox import RunningSandbox, SandboxConfig, create_app, start_sandbox
-from thred_pipeline.sandbox import auth as sandbox_auth
-from thred_pipeline.sandbox import routes as sandbox_routes
-from thred_pipeline.sandbox.errors import ApiError
 from thred_pipeline.sync.engine import SyncEngine, SyncOptions
 from thred_pipeline.sync.ledger import SyncLedger
 from thred_pipeline.sync.records import Status, TimeWindow
@@ -51,7 +52,6 @@ from thred_pipeline.thred.errors import ThredConfigError
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline.warehouse.extract import Warehouse
-from thred_pipeline.warehouse.seed import SeedConfig
 from thred_pipeline_tests.chaos.dagster_runs import (
     TunedThredResource,
     fast_retry_assets,

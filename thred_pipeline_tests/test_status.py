@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from thred_devtools.sandbox import SandboxConfig, start_sandbox
+from thred_devtools.seed import SeedConfig, seed_warehouse
 
 from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
-from thred_pipeline.sandbox import SandboxConfig, start_sandbox
-from thred_pipeline.warehouse.seed import SeedConfig, seed_warehouse
 from thred_pipeline_tests.test_cli import CLI, EVERYTHING, assert_one_line, run
 
 SHAPE = SeedConfig(

@@ -38,11 +38,11 @@ from typing import Any
 import dagster as dg
 import httpx
 import pytest
+from thred_devtools.sandbox import SandboxConfig, start_sandbox
+from thred_devtools.sandbox.config import DuplicateExternalId
 
 from thred_pipeline.assets import AS_OF_TAG, books
 from thred_pipeline.checks import QUARANTINE_CHECK, WINDOW_CHECK
-from thred_pipeline.sandbox import SandboxConfig, start_sandbox
-from thred_pipeline.sandbox.config import DuplicateExternalId
 from thred_pipeline.sync.ledger import SyncLedger
 from thred_pipeline.sync.records import Status
 from thred_pipeline_tests.chaos.dagster_runs import (

@@ -6,13 +6,12 @@ import argparse
 
 import httpx
 import pytest
-
-from thred_pipeline.sandbox import FaultConfig, SandboxConfig, start_sandbox
-from thred_pipeline.sandbox.config import add_fault_arguments, fault_config_from_args
+from thred_devtools.sandbox import FaultConfig, SandboxConfig, start_sandbox
+from thred_devtools.sandbox.config import add_fault_arguments, fault_config_from_args
 
 
 def parse(*argv: str) -> FaultConfig:
-    parser = argparse.ArgumentParser(prog="thred-pipeline sandbox")
+    parser = argparse.ArgumentParser(prog="thred-dev sandbox")
     add_fault_arguments(parser)
     return fault_config_from_args(parser.parse_args(list(argv)))
 

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
+from thred_devtools.seed import SeedConfig, generate, load
 
 from thred_pipeline import entities
 from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
@@ -36,7 +37,6 @@ from thred_pipeline.sync.records import Status, TimeWindow
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline.warehouse.extract import Warehouse
-from thred_pipeline.warehouse.seed import SeedConfig, generate, load
 
 PARTNER_ID, API_KEY = DEMO_PARTNER_ID, DEMO_API_KEY
 Key = tuple[str, str]  # (entity, source id)

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import insert
+from thred_devtools.sandbox import SandboxConfig
 
 from thred_pipeline.reconcile import BooksReconciler, BooksReport, SeverityPolicy, WindowReconciler
-from thred_pipeline.sandbox import SandboxConfig
 from thred_pipeline.thred.client import ThredClient
 from thred_pipeline.warehouse import schema as wh
 from thred_pipeline_tests.sync.conftest import WINDOW, SyncEnv

@@ -22,10 +22,11 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import Table, delete, func, select, update
+from thred_devtools.sandbox import SandboxConfig, start_sandbox
+from thred_devtools.seed import SeedConfig, generate, load
 
 from thred_pipeline import entities
 from thred_pipeline.entities import EntitySpec
-from thred_pipeline.sandbox import SandboxConfig, start_sandbox
 from thred_pipeline.sync.engine import EntityRunResult, SyncEngine, SyncOptions
 from thred_pipeline.sync.ledger import SyncLedger, ledger_table
 from thred_pipeline.sync.records import Status, TimeWindow
@@ -34,7 +35,6 @@ from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse import schema as wh
 from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline.warehouse.extract import Warehouse
-from thred_pipeline.warehouse.seed import SeedConfig, generate, load
 from thred_pipeline_tests.pg import pg_database
 
 if TYPE_CHECKING:

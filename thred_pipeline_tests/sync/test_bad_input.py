@@ -32,12 +32,13 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
+from thred_devtools.sandbox import RunningSandbox, SandboxConfig, start_sandbox
+from thred_devtools.seed import SeedConfig, generate, load
 
 from thred_pipeline import entities
 from thred_pipeline.checks import quarantine_result
 from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
 from thred_pipeline.reconcile.reconciler import BooksReconciler
-from thred_pipeline.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 from thred_pipeline.sync.engine import LOCAL_VALIDATION
 from thred_pipeline.sync.ledger import SyncLedger, ledger_table
 from thred_pipeline.sync.records import Status
@@ -46,7 +47,6 @@ from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse import schema as wh_schema
 from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline.warehouse.extract import Warehouse
-from thred_pipeline.warehouse.seed import SeedConfig, generate, load
 from thred_pipeline_tests.chaos.world import Key, World, sandbox_faults, seed_file
 from thred_pipeline_tests.pg import pg_database
 

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from thred_devtools.seed import round_half_up
 
 from thred_pipeline import entities
 from thred_pipeline.sync.engine import SyncEngine, SyncOptions
@@ -23,7 +24,6 @@ from thred_pipeline.thred.errors import ThredAuthError, ThredTransientError
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse import schema as wh
 from thred_pipeline.warehouse.extract import Warehouse
-from thred_pipeline.warehouse.seed import round_half_up
 from thred_pipeline_tests.sync.conftest import (
     COLLECTION,
     ORDER,

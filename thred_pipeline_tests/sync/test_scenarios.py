@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
+from thred_devtools.sandbox import SandboxConfig
+from thred_devtools.seed import SeedConfig, generate
 
 from thred_pipeline import entities
-from thred_pipeline.sandbox import SandboxConfig
 from thred_pipeline.sync.engine import (
     INTERNAL_ERROR,
     TERMINAL_WAITING,
@@ -33,7 +34,6 @@ from thred_pipeline.thred.client import ThredClient, ThredResponse
 from thred_pipeline.thred.errors import ThredConfigError, ThredTransientError
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse import schema as wh
-from thred_pipeline.warehouse.seed import SeedConfig, generate
 from thred_pipeline_tests.sync.conftest import (
     COLLECTION,
     ORDER,

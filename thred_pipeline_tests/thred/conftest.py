@@ -383,7 +383,7 @@ def harness(fake: FakeThred, harness_factory: Callable[..., Harness]) -> Harness
 @pytest.fixture(scope="session")
 def sandbox_url() -> Iterator[str]:
     """Base URL of a real Thred sandbox for this session (its demo partner is built in)."""
-    from thred_pipeline.sandbox import SandboxConfig, start_sandbox
+    from thred_devtools.sandbox import SandboxConfig, start_sandbox
 
     with start_sandbox(SandboxConfig()) as running:
         yield running.url

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from thred_devtools.sandbox import SandboxConfig, start_sandbox
 
-from thred_pipeline.sandbox import SandboxConfig, start_sandbox
 from thred_pipeline.thred import (
     ThredClient,
     ThredDuplicateExternalId,

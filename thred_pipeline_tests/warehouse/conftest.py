@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from thred_devtools.seed import SeedConfig, generate, load
 
 from thred_pipeline.warehouse.db import create_schema, create_warehouse_engine, drop_schema
 from thred_pipeline.warehouse.extract import Warehouse
-from thred_pipeline.warehouse.seed import SeedConfig, generate, load
 from thred_pipeline_tests.pg import pg_database
 
 ENGINES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import inspect
+from thred_devtools.seed import SeedConfig, generate, load
 
 from thred_pipeline.entities import ENTITIES
 from thred_pipeline.sync.records import TimeWindow
@@ -13,7 +14,6 @@ from thred_pipeline.warehouse import schema
 from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline.warehouse.ddl import render_ddl
 from thred_pipeline.warehouse.extract import Warehouse
-from thred_pipeline.warehouse.seed import SeedConfig, generate, load
 
 from .conftest import ENGINES, pg_database
 
