@@ -37,6 +37,7 @@ from thred_pipeline.checks import (
     window_check_spec,
 )
 from thred_pipeline.config import SettingsError
+from thred_pipeline.core.records import TimeWindow
 from thred_pipeline.entities import EntitySpec, sync_order
 from thred_pipeline.partitions import daily_partitions
 from thred_pipeline.resources import (
@@ -50,7 +51,6 @@ from thred_pipeline.resources import (
     build_window_reconciler,
 )
 from thred_pipeline.sync.engine import EntityRunResult
-from thred_pipeline.sync.records import TimeWindow
 from thred_pipeline.thred.errors import ThredConfigError, ThredTransientError
 
 THRED_POOL = "thred_api"

@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from thred_pipeline import config
 
 if TYPE_CHECKING:
+    from thred_pipeline.core.records import SourceRecord, Status, TimeWindow
     from thred_pipeline.entities import EntitySpec
     from thred_pipeline.sync.ledger import SyncLedger
-    from thred_pipeline.sync.records import SourceRecord, Status, TimeWindow
     from thred_pipeline.thred.settings import ThredSettings
     from thred_pipeline.warehouse.extract import Warehouse
 
@@ -294,8 +294,8 @@ def counting_warehouse(engine: Any, progress: SyncProgress) -> Warehouse:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Run the engine without Dagster (diagnosis, scripting); same code the assets call."""
+    from thred_pipeline.core.records import TimeWindow
     from thred_pipeline.sync.engine import SyncEngine, SyncOptions
-    from thred_pipeline.sync.records import TimeWindow
 
     window = TimeWindow(*_window(args))
     parts = open_parts(args)
@@ -328,9 +328,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     """The books (default) or, with ``--start``, the window checks: exit 0 / 3 / 1."""
+    from thred_pipeline.core.records import TimeWindow
     from thred_pipeline.reconcile import BooksReconciler, SeverityPolicy, WindowReconciler
     from thred_pipeline.reconcile.report import EXIT_EQUAL, EXIT_EXPLAINED_ONLY, EXIT_UNEXPLAINED
-    from thred_pipeline.sync.records import TimeWindow
 
     parts = open_parts(args)
     policy = SeverityPolicy(args.error_above_cents)
@@ -356,7 +356,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def _statuses(args: argparse.Namespace) -> list[Status] | None:
-    from thred_pipeline.sync.records import Status
+    from thred_pipeline.core.records import Status
 
     return [Status(value) for value in args.status] if args.status else None
 

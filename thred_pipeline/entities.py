@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import Table
 
+from thred_pipeline.core.records import MapContext, Mapped, SourceRecord
 from thred_pipeline.sync import mappers
-from thred_pipeline.sync.records import MapContext, Mapped, SourceRecord
 from thred_pipeline.warehouse import schema as wh
 
 

@@ -16,10 +16,10 @@ from thred_pipeline.assets import (
     UncertainOutcomes,
     _failures,
 )
+from thred_pipeline.core.records import TimeWindow
 from thred_pipeline.entities import sync_order
 from thred_pipeline.resources import LedgerResource, SyncResource, ThredResource, WarehouseResource
 from thred_pipeline.sync.engine import SyncEngine
-from thred_pipeline.sync.records import TimeWindow
 from thred_pipeline.warehouse.extract import Warehouse
 
 NIGHTLY_JOB_NAME = "nightly_thred_sync"

@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from thred_pipeline.config import SettingsError
+from thred_pipeline.core.records import Status
 from thred_pipeline.sync.ledger import LedgerRow, SyncLedger, ledger_table
-from thred_pipeline.sync.records import Status
 
 # The Dagster names status reads (thred_pipeline.jobs / .assets; a test keeps them in step).
 NIGHTLY_JOB_NAME = "nightly_thred_sync"

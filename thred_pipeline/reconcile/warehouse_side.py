@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, String, Table, cast, select
 
-from thred_pipeline.sync.money import line_net_cents
+from thred_pipeline.core.money import line_net_cents
 from thred_pipeline.warehouse import schema as wh
 
 TRUE_TEXT = frozenset({"1", "true", "t", "yes", "y"})

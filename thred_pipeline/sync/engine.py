@@ -83,9 +83,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 
 from thred_pipeline import entities
-from thred_pipeline.entities import ChangePolicy, EntitySpec, Ref
-from thred_pipeline.sync.ledger import RETRY_FIRST, LedgerRow, SyncLedger, ledger_table
-from thred_pipeline.sync.records import (
+from thred_pipeline.core.records import (
     MapContext,
     Mapped,
     ParentNotSynced,
@@ -95,6 +93,8 @@ from thred_pipeline.sync.records import (
     TaxCode,
     TimeWindow,
 )
+from thred_pipeline.entities import ChangePolicy, EntitySpec, Ref
+from thred_pipeline.sync.ledger import RETRY_FIRST, LedgerRow, SyncLedger, ledger_table
 from thred_pipeline.thred.client import ThredClient, ThredResponse
 from thred_pipeline.thred.errors import (
     ThredAuthError,

@@ -59,7 +59,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError
 
-from thred_pipeline.sync.records import Status
+from thred_pipeline.core.records import Status
 
 log = logging.getLogger(__name__)
 

@@ -32,14 +32,14 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from thred_pipeline.sync.money import (
+from thred_pipeline.core.money import (
     TAX_TOLERANCE_CENTS,
     line_gross_cents,
     tax_cents,
     to_cents,
     to_quantity,
 )
-from thred_pipeline.sync.records import MapContext, Mapped, RecordInvalid, SourceRecord, utc
+from thred_pipeline.core.records import MapContext, Mapped, RecordInvalid, SourceRecord, utc
 
 __all__ = [
     "BILL_PAYMENT_METHODS",

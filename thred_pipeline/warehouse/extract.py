@@ -62,14 +62,14 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.types import NullType
 
-from thred_pipeline.sync.mappers import check_external_id
-from thred_pipeline.sync.records import (
+from thred_pipeline.core.records import (
     UNKNOWN_UPDATED_AT,
     RecordInvalid,
     SourceRecord,
     TimeWindow,
     utc,
 )
+from thred_pipeline.sync.mappers import check_external_id
 from thred_pipeline.warehouse.db import create_warehouse_engine, is_postgresql, safe_url
 from thred_pipeline.warehouse.schema import businesses
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Column, MetaData, String, Table, inspect
 from sqlalchemy.engine import make_url
 
+from thred_pipeline.core.records import Status
 from thred_pipeline.sync.ledger import (
     ERROR_CODE_LENGTH,
     ID_COLUMNS,
@@ -21,7 +22,6 @@ from thred_pipeline.sync.ledger import (
     ledger_key,
     ledger_table,
 )
-from thred_pipeline.sync.records import Status
 from thred_pipeline_tests.sync.conftest import Backend
 
 VERSION = datetime(2026, 9, 3, 10, 15, 30, 123456, tzinfo=UTC)

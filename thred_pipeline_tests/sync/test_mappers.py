@@ -12,6 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from thred_pipeline.core.records import (
+    MapContext,
+    Mapped,
+    ParentNotSynced,
+    RecordInvalid,
+    SourceRecord,
+    TaxCode,
+)
 from thred_pipeline.sync import mappers
 from thred_pipeline.sync.mappers import (
     map_bill,
@@ -25,14 +33,6 @@ from thred_pipeline.sync.mappers import (
     map_refund_payment,
     map_vendor,
     map_vendor_credit,
-)
-from thred_pipeline.sync.records import (
-    MapContext,
-    Mapped,
-    ParentNotSynced,
-    RecordInvalid,
-    SourceRecord,
-    TaxCode,
 )
 
 Mapper = Callable[[SourceRecord, MapContext], Mapped]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from thred_pipeline.sync.money import (
+from thred_pipeline.core.money import (
     TAX_TOLERANCE_CENTS,
     line_gross_cents,
     line_net_cents,
@@ -18,7 +18,7 @@ from thred_pipeline.sync.money import (
     to_cents,
     to_quantity,
 )
-from thred_pipeline.sync.records import RecordInvalid
+from thred_pipeline.core.records import RecordInvalid
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from thred_devtools.sandbox import SandboxConfig
 from thred_devtools.seed import SeedConfig, generate
 
 from thred_pipeline import entities
+from thred_pipeline.core.records import Status, TimeWindow
 from thred_pipeline.sync.engine import (
     INTERNAL_ERROR,
     TERMINAL_WAITING,
@@ -29,7 +30,6 @@ from thred_pipeline.sync.engine import (
     SyncEngine,
     SyncOptions,
 )
-from thred_pipeline.sync.records import Status, TimeWindow
 from thred_pipeline.thred.client import ThredClient, ThredResponse
 from thred_pipeline.thred.errors import ThredConfigError, ThredTransientError
 from thred_pipeline.thred.settings import ThredSettings

@@ -16,8 +16,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from thred_devtools.seed import load
 
+from thred_pipeline.core.records import UNKNOWN_UPDATED_AT, SourceRecord, TimeWindow
 from thred_pipeline.entities import ENTITIES, get
-from thred_pipeline.sync.records import UNKNOWN_UPDATED_AT, SourceRecord, TimeWindow
 from thred_pipeline.warehouse.db import create_schema, create_warehouse_engine, drop_schema
 from thred_pipeline.warehouse.extract import Warehouse
 

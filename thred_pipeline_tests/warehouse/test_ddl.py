@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import inspect
 from thred_devtools.seed import SeedConfig, generate, load
 
+from thred_pipeline.core.records import TimeWindow
 from thred_pipeline.entities import ENTITIES
-from thred_pipeline.sync.records import TimeWindow
 from thred_pipeline.warehouse import schema
 from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline.warehouse.ddl import render_ddl

@@ -16,8 +16,8 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.pool import QueuePool
 from thred_devtools.seed import SeedConfig, generate, load
 
+from thred_pipeline.core.records import SourceRecord, TimeWindow
 from thred_pipeline.entities import ENTITIES, get
-from thred_pipeline.sync.records import SourceRecord, TimeWindow
 from thred_pipeline.warehouse import schema
 from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline.warehouse.extract import Warehouse

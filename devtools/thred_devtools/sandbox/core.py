@@ -28,7 +28,7 @@ from thred_devtools.sandbox.models import (
 )
 from thred_devtools.sandbox.state import Sandbox, now_iso
 from thred_devtools.sandbox.store import Obj
-from thred_pipeline.sync.money import round_half_up
+from thred_pipeline.core.money import round_half_up
 
 __all__ = [
     "account_ref",

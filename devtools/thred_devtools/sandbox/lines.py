@@ -26,7 +26,7 @@ from thred_devtools.sandbox.errors import Details
 from thred_devtools.sandbox.models import LineItemIn, SalesTaxIn
 from thred_devtools.sandbox.state import Sandbox
 from thred_devtools.sandbox.store import Obj
-from thred_pipeline.sync.money import TAX_TOLERANCE_CENTS, tax_cents, tax_within_tolerance
+from thred_pipeline.core.money import TAX_TOLERANCE_CENTS, tax_cents, tax_within_tolerance
 
 __all__ = ["build_extra_taxes", "build_lines", "compute_line", "explicit_tax_problem", "line_view"]
 

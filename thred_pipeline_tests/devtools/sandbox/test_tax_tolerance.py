@@ -22,9 +22,9 @@ from thred_devtools.sandbox.lines import build_lines
 from thred_devtools.sandbox.models import BusinessCreate, LineItemIn
 from thred_devtools.sandbox.state import Sandbox
 
+from thred_pipeline.core.money import tax_cents
+from thred_pipeline.core.records import MapContext, RecordInvalid, SourceRecord, TaxCode
 from thred_pipeline.sync.mappers import map_invoice
-from thred_pipeline.sync.money import tax_cents
-from thred_pipeline.sync.records import MapContext, RecordInvalid, SourceRecord, TaxCode
 
 from .conftest import Biz
 

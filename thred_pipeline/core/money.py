@@ -24,7 +24,7 @@ import numbers
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from thred_pipeline.sync.records import RecordInvalid
+from thred_pipeline.core.records import RecordInvalid
 
 __all__ = [
     "MAX_CENTS",

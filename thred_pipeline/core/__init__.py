@@ -1,0 +1,1 @@
+"""Plain types every floor shares: records, windows, statuses, money. Imports nothing else of the package."""
