@@ -23,10 +23,10 @@ import pandas as pd
 
 from thred_pipeline.core.records import Status
 from thred_pipeline.entities import EntitySpec
+from thred_pipeline.ledger import SyncLedger
 from thred_pipeline.partitions import daily_partitions
 from thred_pipeline.reconcile import BooksReport, CheckReport
 from thred_pipeline.reconcile.compare import RULES
-from thred_pipeline.sync.ledger import SyncLedger
 
 # Partitioned checks are a preview API in Dagster 1.13; the version is pinned exactly and this
 # module is the only place specs are built, so a change is a one-file edit.

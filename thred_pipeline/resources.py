@@ -3,42 +3,48 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 from pydantic import PrivateAttr, SecretStr
 
 from thred_pipeline import config
+from thred_pipeline.ledger import SyncLedger
 from thred_pipeline.reconcile import BooksReconciler, SeverityPolicy, WindowReconciler
 from thred_pipeline.sync.engine import SyncEngine, SyncOptions
-from thred_pipeline.sync.ledger import SyncLedger
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse.extract import Warehouse
 
+Opened = TypeVar("Opened")
 
-class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
+
+class _DatabaseResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
+    """A database URL, opened once per resource instance: opening checks the database."""
+
+    url: str
+    _opened: Any = PrivateAttr(default=None)
+
+    def _open_once(self, open_url: Callable[[str], Opened]) -> Opened:
+        if self._opened is None:
+            self._opened = open_url(self.url)
+        opened: Opened = self._opened
+        return opened
+
+
+class WarehouseResource(_DatabaseResource):
     """Read-only access to the platform warehouse (any SQLAlchemy URL)."""
 
-    url: str
-    _warehouse: Warehouse | None = PrivateAttr(default=None)
-
     def warehouse(self) -> Warehouse:
-        if self._warehouse is None:
-            self._warehouse = config.open_warehouse(self.url)
-        return self._warehouse
+        return self._open_once(config.open_warehouse)
 
 
-class LedgerResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
+class LedgerResource(_DatabaseResource):
     """The sync ledger database (PostgreSQL in production, SQLite embedded)."""
 
-    url: str
-    _ledger: SyncLedger | None = PrivateAttr(default=None)
-
     def ledger(self) -> SyncLedger:
-        if self._ledger is None:
-            self._ledger = config.open_ledger(self.url)
-        return self._ledger
+        return self._open_once(config.open_ledger)
 
 
 class ThredResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]

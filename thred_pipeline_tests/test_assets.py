@@ -14,6 +14,7 @@ from thred_devtools.seed import SeedConfig, seed_warehouse
 from thred_pipeline import entities
 from thred_pipeline.assets import BOOKS_ASSETS, BOOKS_KEY, PUSH_ASSETS, asset_key
 from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
+from thred_pipeline.ledger import SyncLedger
 from thred_pipeline.resources import (
     LedgerResource,
     ReconcileResource,
@@ -21,7 +22,6 @@ from thred_pipeline.resources import (
     ThredResource,
     WarehouseResource,
 )
-from thred_pipeline.sync.ledger import SyncLedger
 
 pytestmark = pytest.mark.slow
 

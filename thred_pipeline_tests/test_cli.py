@@ -30,7 +30,7 @@ from thred_devtools.sandbox import SandboxConfig, start_sandbox
 from thred_devtools.seed import SeedConfig, seed_warehouse
 
 from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
-from thred_pipeline.sync.ledger import ledger_table
+from thred_pipeline.ledger import ledger_table
 
 CLI = Path(sys.executable).with_name("thred-pipeline")
 DEV_CLI = Path(sys.executable).with_name("thred-dev")  # devtools/: demo, seed, sandbox

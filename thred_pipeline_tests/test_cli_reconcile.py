@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from thred_devtools.sandbox import SandboxConfig, start_sandbox
 
-from thred_pipeline.sync.ledger import SyncLedger
+from thred_pipeline.ledger import SyncLedger
 from thred_pipeline_tests.test_cli import EVERYTHING, run, seeded
 
 __all__ = ["seeded"]

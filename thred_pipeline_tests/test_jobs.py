@@ -9,8 +9,8 @@ import dagster as dg
 
 from thred_pipeline.core.records import Status
 from thred_pipeline.jobs import retry_quarantine
+from thred_pipeline.ledger import SyncLedger
 from thred_pipeline.resources import LedgerResource
-from thred_pipeline.sync.ledger import SyncLedger
 
 
 def _reject(ledger: SyncLedger, entity: str, source_id: str) -> None:

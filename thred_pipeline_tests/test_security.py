@@ -43,10 +43,10 @@ from thred_devtools.seed import SeedConfig
 
 from thred_pipeline import entities
 from thred_pipeline.core.records import Status, TimeWindow
+from thred_pipeline.ledger import SyncLedger
 from thred_pipeline.reconcile import BooksReconciler
 from thred_pipeline.resources import ThredResource
 from thred_pipeline.sync.engine import SyncEngine, SyncOptions
-from thred_pipeline.sync.ledger import SyncLedger
 from thred_pipeline.thred.client import ThredClient
 from thred_pipeline.thred.errors import ThredConfigError
 from thred_pipeline.thred.settings import ThredSettings

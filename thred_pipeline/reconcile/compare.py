@@ -15,10 +15,10 @@ from typing import Any
 import pandas as pd
 
 from thred_pipeline.core.records import Status
+from thred_pipeline.ledger import LedgerRow
 from thred_pipeline.reconcile.explain import explain
 from thred_pipeline.reconcile.findings import Cause, Kind
 from thred_pipeline.reconcile.thred_side import Unreadable
-from thred_pipeline.sync.ledger import LedgerRow
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from datetime import datetime
 import pandas as pd
 
 from thred_pipeline.core.records import Status
+from thred_pipeline.ledger import LedgerRow
 from thred_pipeline.reconcile.findings import Cause
-from thred_pipeline.sync.ledger import LedgerRow
 
 TERMINAL_WAITING = "terminal_waiting"  # ledger error code: a void/archive waits for dependants
 

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from thred_pipeline.core.records import Status, TimeWindow
+from thred_pipeline.ledger import LedgerRow, SyncLedger
 from thred_pipeline.reconcile import thred_side
 from thred_pipeline.reconcile.compare import (
     AP,
@@ -42,7 +43,6 @@ from thred_pipeline.reconcile.findings import (
 )
 from thred_pipeline.reconcile.report import BooksReport
 from thred_pipeline.reconcile.warehouse_side import WarehouseBooks
-from thred_pipeline.sync.ledger import LedgerRow, SyncLedger
 from thred_pipeline.thred.client import ThredClient
 from thred_pipeline.thred.errors import ThredAuthError
 from thred_pipeline.thred.settings import ThredSettings

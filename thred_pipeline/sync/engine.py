@@ -94,7 +94,7 @@ from thred_pipeline.core.records import (
     TimeWindow,
 )
 from thred_pipeline.entities import ChangePolicy, EntitySpec, Ref
-from thred_pipeline.sync.ledger import RETRY_FIRST, LedgerRow, SyncLedger, ledger_table
+from thred_pipeline.ledger import RETRY_FIRST, LedgerRow, SyncLedger, ledger_table
 from thred_pipeline.thred.client import ThredClient, ThredResponse
 from thred_pipeline.thred.errors import (
     ThredAuthError,

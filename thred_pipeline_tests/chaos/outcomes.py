@@ -30,8 +30,8 @@ from sqlalchemy import Engine
 
 from thred_pipeline import entities
 from thred_pipeline.core.records import Status
+from thred_pipeline.ledger import SyncLedger
 from thred_pipeline.reconcile import BooksReconciler, BooksReport, Cause
-from thred_pipeline.sync.ledger import SyncLedger
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline.warehouse.extract import Warehouse

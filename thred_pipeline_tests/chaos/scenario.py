@@ -17,7 +17,7 @@ from thred_devtools.seed import SeedConfig
 
 from thred_pipeline import entities
 from thred_pipeline.core.records import Status
-from thred_pipeline.sync.ledger import SyncLedger
+from thred_pipeline.ledger import SyncLedger
 from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline_tests.chaos.world import Key, seed_file, sql
 

@@ -44,7 +44,7 @@ from thred_devtools.sandbox.config import DuplicateExternalId
 from thred_pipeline.assets import AS_OF_TAG, books
 from thred_pipeline.checks import QUARANTINE_CHECK, WINDOW_CHECK
 from thred_pipeline.core.records import Status
-from thred_pipeline.sync.ledger import SyncLedger
+from thred_pipeline.ledger import SyncLedger
 from thred_pipeline_tests.chaos.dagster_runs import (
     RunSummary,
     TunedThredResource,

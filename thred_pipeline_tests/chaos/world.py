@@ -32,8 +32,8 @@ from thred_devtools.seed import SeedConfig, generate, load
 from thred_pipeline import entities
 from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
 from thred_pipeline.core.records import Status, TimeWindow
+from thred_pipeline.ledger import LedgerRow, SyncLedger
 from thred_pipeline.sync.engine import EntityRunResult, SyncEngine, SyncOptions
-from thred_pipeline.sync.ledger import LedgerRow, SyncLedger
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline.warehouse.extract import Warehouse

@@ -28,8 +28,8 @@ from thred_devtools.seed import SeedConfig, generate, load
 from thred_pipeline import entities
 from thred_pipeline.core.records import Status, TimeWindow
 from thred_pipeline.entities import EntitySpec
+from thred_pipeline.ledger import SyncLedger, ledger_table
 from thred_pipeline.sync.engine import EntityRunResult, SyncEngine, SyncOptions
-from thred_pipeline.sync.ledger import SyncLedger, ledger_table
 from thred_pipeline.thred.client import ThredClient, ThredResponse
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse import schema as wh

@@ -39,9 +39,9 @@ from thred_pipeline import entities
 from thred_pipeline.checks import quarantine_result
 from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
 from thred_pipeline.core.records import Status
+from thred_pipeline.ledger import SyncLedger, ledger_table
 from thred_pipeline.reconcile.reconciler import BooksReconciler
 from thred_pipeline.sync.engine import LOCAL_VALIDATION
-from thred_pipeline.sync.ledger import SyncLedger, ledger_table
 from thred_pipeline.thred.client import ThredClient
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse import schema as wh_schema

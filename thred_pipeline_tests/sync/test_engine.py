@@ -17,8 +17,8 @@ from thred_devtools.seed import round_half_up
 
 from thred_pipeline import entities
 from thred_pipeline.core.records import Status, TimeWindow
+from thred_pipeline.ledger import SyncLedger
 from thred_pipeline.sync.engine import SyncEngine, SyncOptions
-from thred_pipeline.sync.ledger import SyncLedger
 from thred_pipeline.thred.client import ThredClient, ThredResponse
 from thred_pipeline.thred.errors import ThredAuthError, ThredTransientError
 from thred_pipeline.thred.settings import ThredSettings

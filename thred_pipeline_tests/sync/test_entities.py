@@ -19,8 +19,8 @@ import pytest
 from thred_pipeline import entities
 from thred_pipeline.core.records import Status
 from thred_pipeline.entities import ChangePolicy
+from thred_pipeline.ledger import LedgerRow
 from thred_pipeline.sync.engine import LOCAL_VALIDATION, EntityRunResult
-from thred_pipeline.sync.ledger import LedgerRow
 from thred_pipeline_tests.sync.conftest import (
     BACKENDS,
     COLLECTION,

@@ -11,12 +11,13 @@ from sqlalchemy import Column, MetaData, String, Table, inspect
 from sqlalchemy.engine import make_url
 
 from thred_pipeline.core.records import Status
-from thred_pipeline.sync.ledger import (
+from thred_pipeline.ledger import (
     ERROR_CODE_LENGTH,
     ID_COLUMNS,
     LEDGER_ID_LENGTH,
     RETRY_FIRST,
     RETRY_REQUESTED,
+    WIDEN_SQL,
     SyncLedger,
     create_ledger_engine,
     ledger_key,
@@ -436,8 +437,6 @@ def test_an_older_ledger_is_widened_in_place(backend: Backend) -> None:
 
 
 def test_the_widening_statements_match_the_table() -> None:
-    from thred_pipeline.sync.ledger import ID_COLUMNS, LEDGER_ID_LENGTH, WIDEN_SQL
-
     assert set(WIDEN_SQL) == set(ID_COLUMNS)
     for column, statement in WIDEN_SQL.items():
         assert statement == (
