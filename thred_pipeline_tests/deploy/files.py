@@ -12,16 +12,22 @@ from __future__ import annotations
 import ast
 import functools
 import importlib
+import importlib.metadata
 import json
 import re
+import shlex
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -120,6 +126,24 @@ def resolved(node: Any, env: Mapping[str, str]) -> Any:
     return node
 
 
+def effective_command(service: Mapping[str, Any]) -> list[str]:
+    """The service's command, or the CMD of the Dockerfile it is built from ([] for a stock
+    image such as postgres, whose command is its own)."""
+    if "command" in service:
+        command = service["command"]
+        assert isinstance(command, list), f"command must be exec form (a list): {command!r}"
+        return command
+    build = service.get("build")
+    if not build:
+        return []
+    context = (COMPOSE_FILE.parent / build["context"]).resolve()
+    cmd = last(dockerfile_instructions(context / build["dockerfile"]), "CMD")
+    assert cmd is not None
+    form = exec_form(cmd)
+    assert form is not None
+    return form
+
+
 def service_environment(service: Mapping[str, Any]) -> dict[str, str]:
     """A service's ``environment`` as a mapping (compose accepts a mapping or KEY=VALUE list)."""
     env = service.get("environment") or {}
@@ -183,6 +207,20 @@ def copy_sources(instruction: Instruction) -> list[str]:
     if instruction.args.startswith("["):
         words = json.loads(instruction.args)
     return words[:-1]
+
+
+def pip_installs(instructions: list[Instruction]) -> list[list[str]]:
+    """The arguments of every ``pip install`` in the RUN instructions, as the shell splits them
+    (one list per command; ``&&`` chains split)."""
+    found: list[list[str]] = []
+    for instruction in instructions:
+        if instruction.keyword != "RUN":
+            continue
+        for command in re.split(r"&&|;", instruction.args):
+            words = shlex.split(command)
+            if words[:2] == ["pip", "install"]:
+                found.append(words[2:])
+    return found
 
 
 def dockerignore_excludes(patterns: list[str], path: str) -> bool:
@@ -314,4 +352,54 @@ def required_settings() -> dict[str, str]:
                 and isinstance(node.args[0].value, str)
             ):
                 found.setdefault(node.args[0].value, str(path.relative_to(ROOT)))
+    return found
+
+
+# -- what an image installs -----------------------------------------------------------------------
+
+
+def pyproject(path: Path = ROOT / "pyproject.toml") -> dict[str, Any]:
+    return tomllib.loads(path.read_text())
+
+
+def requirements_of(project_dir: Path, extras: tuple[str, ...] = ()) -> list[str]:
+    """What ``pip install <project_dir>[extras]`` asks for, read from its pyproject.toml (the
+    source, not the metadata of an editable install made before the last edit)."""
+    project = pyproject(project_dir / "pyproject.toml")["project"]
+    out = list(project.get("dependencies", []))
+    for extra in extras:
+        out += project["optional-dependencies"][extra]
+    return out
+
+
+def dependency_closure(requirements: list[str]) -> set[str]:
+    """Canonical names of the distributions ``requirements`` pull in, following the metadata of
+    the distributions installed in this environment (markers evaluated for this interpreter and
+    the extras asked for). A distribution that is not installed fails the walk: it cannot be
+    checked."""
+    found: set[str] = set()
+    pending = [Requirement(r) for r in requirements]
+    asked: dict[str, set[str]] = {}
+    while pending:
+        requirement = pending.pop()
+        name = canonicalize_name(requirement.name)
+        extras = asked.setdefault(name, set())
+        new_extras = set(requirement.extras) - extras
+        if name in found and not new_extras:
+            continue
+        found.add(name)
+        extras |= new_extras
+        try:
+            requires = importlib.metadata.requires(requirement.name) or []
+        except importlib.metadata.PackageNotFoundError as missing:
+            raise AssertionError(
+                f"{requirement.name} is not installed here: cannot follow it"
+            ) from missing
+        for raw in requires:
+            inner = Requirement(raw)
+            if inner.marker is None or any(
+                inner.marker.evaluate({**default_environment(), "extra": extra})
+                for extra in {"", *extras}
+            ):
+                pending.append(inner)
     return found

@@ -58,24 +58,6 @@ def instance() -> dict[str, Any]:
     return data
 
 
-def effective_command(service: dict[str, Any]) -> list[str]:
-    """The service's command, or the CMD of the Dockerfile it is built from ([] for a stock
-    image such as postgres, whose command is its own)."""
-    if "command" in service:
-        command = service["command"]
-        assert isinstance(command, list), f"command must be exec form (a list): {command!r}"
-        return command
-    build = service.get("build")
-    if not build:
-        return []
-    context = (files.COMPOSE_FILE.parent / build["context"]).resolve()
-    cmd = files.last(files.dockerfile_instructions(context / build["dockerfile"]), "CMD")
-    assert cmd is not None
-    form = files.exec_form(cmd)
-    assert form is not None
-    return form
-
-
 def test_top_level_and_service_keys_are_compose_keys(raw: dict[str, Any]) -> None:
     unknown_top = {k for k in raw if not k.startswith("x-")} - TOP_KEYS
     assert not unknown_top, f"not Compose keys: {sorted(unknown_top)}"
@@ -124,8 +106,8 @@ def test_staging_profile_adds_the_sandbox_only(spec: dict[str, Any]) -> None:
     profiled = {n: s["profiles"] for n, s in spec["services"].items() if s.get("profiles")}
     assert profiled == {"sandbox": ["staging"]}
     sandbox = spec["services"]["sandbox"]
-    command = sandbox["command"]
-    assert command[:2] == ["thred-pipeline", "sandbox"]
+    command = files.effective_command(sandbox)
+    assert command[:2] == ["thred-dev", "sandbox"]
     port = command[command.index("--port") + 1]
     host = command[command.index("--host") + 1]
     assert host == "0.0.0.0"  # reachable from the other containers
@@ -136,6 +118,19 @@ def test_staging_profile_adds_the_sandbox_only(spec: dict[str, Any]) -> None:
     # The staging lines of .env.example point the pipeline at this service.
     staging_hint = files.ENV_EXAMPLE.read_text()
     assert f"THRED_BASE_URL=http://sandbox:{port}" in staging_hint
+
+
+def test_the_sandbox_has_an_image_of_its_own(spec: dict[str, Any]) -> None:
+    """The dev tools never ride in the user-code image, which every run container starts from."""
+    services = spec["services"]
+    sandbox, user_code = services["sandbox"], services["user_code"]
+    assert sandbox["build"]["dockerfile"] == "docker/Dockerfile_sandbox"
+    assert user_code["build"]["dockerfile"] == "docker/Dockerfile_user_code"
+    assert sandbox["image"] != user_code["image"]
+    assert files.service_environment(user_code)["DAGSTER_CURRENT_IMAGE"] != sandbox["image"]
+    # Nothing of the production stack waits for it or talks to it by default.
+    for name, service in services.items():
+        assert "sandbox" not in (service.get("depends_on") or {}), f"{name} depends on sandbox"
 
 
 def test_every_interpolated_variable_is_listed_in_env_example(
@@ -172,7 +167,7 @@ def test_services_that_build_the_dagster_instance_get_the_postgres_settings(
     assert needed == DAGSTER_PG
     loaders = set()
     for name, service in spec["services"].items():
-        command = effective_command(service)
+        command = files.effective_command(service)
         if command and command[0] in files.DAGSTER_COMMANDS:
             loaders.add(name)
             missing = needed - set(files.service_environment(service))
@@ -211,7 +206,6 @@ def test_runs_use_the_user_code_image_network_and_compute_log_volume(
     user_code = services["user_code"]
     env = files.service_environment(user_code)
     assert env["DAGSTER_CURRENT_IMAGE"] == user_code["image"]
-    assert services["sandbox"]["image"] == user_code["image"]
 
     launcher = instance["run_launcher"]
     assert (launcher["module"], launcher["class"]) == ("dagster_docker", "DockerRunLauncher")
@@ -247,7 +241,7 @@ def test_workspace_points_at_the_user_code_server(spec: dict[str, Any]) -> None:
     (entry,) = workspace["load_from"]
     server = entry["grpc_server"]
     assert server["host"] in spec["services"]
-    command = effective_command(spec["services"][server["host"]])
+    command = files.effective_command(spec["services"][server["host"]])
     assert command[command.index("-p") + 1] == str(server["port"])
     assert command[command.index("-h") + 1] == "0.0.0.0"
     assert command[command.index("--location-name") + 1] == server["location_name"]

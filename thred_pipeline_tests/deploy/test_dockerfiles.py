@@ -1,22 +1,35 @@
 """The Dockerfiles, checked statically (no Docker engine here): what they copy exists and is not
-ignored, they run as a non-root user behind tini in exec form, and the Dagster pins agree with
-pyproject.toml."""
+ignored, they run as a non-root user behind tini in exec form, the Dagster pins agree with
+pyproject.toml, and the user-code image carries the product only (no dev tools, no fastapi or
+uvicorn) while the staging sandbox has an image of its own."""
 
 from __future__ import annotations
 
+import json
 import re
-import tomllib
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from thred_pipeline_tests.deploy import files
 
 DOCKERFILES = sorted(p for p in files.DOCKER.glob("Dockerfile_*") if not p.suffix)
+USER_CODE = files.DOCKER / "Dockerfile_user_code"
+SANDBOX = files.DOCKER / "Dockerfile_sandbox"
+# What the development tools bring and the product must not: the sandbox's web stack.
+DEV_ONLY = {"fastapi", "uvicorn", "starlette", "thred-devtools"}
 
 
-def test_both_images_exist() -> None:
-    assert [p.name for p in DOCKERFILES] == ["Dockerfile_dagster", "Dockerfile_user_code"]
+def test_the_three_images_exist() -> None:
+    assert [p.name for p in DOCKERFILES] == [
+        "Dockerfile_dagster",
+        "Dockerfile_sandbox",
+        "Dockerfile_user_code",
+    ]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
@@ -40,12 +53,21 @@ def test_every_copied_path_exists_and_reaches_the_build(dockerfile: Path) -> Non
                     assert not files.dockerignore_excludes(patterns, rel), rel
 
 
+def _ignore_patterns(dockerfile: Path) -> list[str]:
+    return dockerfile.with_name(dockerfile.name + ".dockerignore").read_text().splitlines()
+
+
 def test_dockerignore_keeps_the_rest_of_the_repository_out() -> None:
-    patterns = (files.DOCKER / "Dockerfile_user_code.dockerignore").read_text().splitlines()
-    for path in (".venv/bin/python", ".git/HEAD", "docker/.env", "thred_pipeline_tests/x.py"):
-        assert files.dockerignore_excludes(patterns, path), path
-    assert not files.dockerignore_excludes(patterns, "thred_pipeline/sync/engine.py")
-    assert files.dockerignore_excludes(patterns, "thred_pipeline/__pycache__/x.pyc")
+    for dockerfile in (USER_CODE, SANDBOX):
+        patterns = _ignore_patterns(dockerfile)
+        for path in (".venv/bin/python", ".git/HEAD", "docker/.env", "thred_pipeline_tests/x.py"):
+            assert files.dockerignore_excludes(patterns, path), (dockerfile.name, path)
+        assert not files.dockerignore_excludes(patterns, "thred_pipeline/sync/engine.py")
+        assert files.dockerignore_excludes(patterns, "thred_pipeline/__pycache__/x.pyc")
+    # The dev tools reach the sandbox's build only.
+    dev_file = "devtools/thred_devtools/sandbox/app.py"
+    assert files.dockerignore_excludes(_ignore_patterns(USER_CODE), dev_file)
+    assert not files.dockerignore_excludes(_ignore_patterns(SANDBOX), dev_file)
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
@@ -68,14 +90,94 @@ def test_runs_non_root_behind_tini_in_exec_form(dockerfile: Path) -> None:
 
 
 def test_user_code_cmd_serves_the_code_location() -> None:
-    instructions = files.dockerfile_instructions(files.DOCKER / "Dockerfile_user_code")
+    instructions = files.dockerfile_instructions(USER_CODE)
     cmd = files.exec_form(files.last(instructions, "CMD"))  # type: ignore[arg-type]
     assert cmd is not None
     assert cmd[:3] == ["dagster", "code-server", "start"]
     assert cmd[cmd.index("-m") + 1] == "thred_pipeline.definitions"
-    pyproject = tomllib.loads((files.ROOT / "pyproject.toml").read_text())
-    assert cmd[cmd.index("-m") + 1] == pyproject["tool"]["dagster"]["module_name"]
-    assert any('pip install ".[deploy]"' in i.args for i in instructions if i.keyword == "RUN")
+    assert cmd[cmd.index("-m") + 1] == files.pyproject()["tool"]["dagster"]["module_name"]
+
+
+def test_user_code_image_installs_the_product_and_its_deploy_extra_only() -> None:
+    instructions = files.dockerfile_instructions(USER_CODE)
+    assert files.pip_installs(instructions) == [[".[deploy]"]]
+    copied = [s for i in instructions if i.keyword == "COPY" for s in files.copy_sources(i)]
+    assert copied == ["pyproject.toml", "README.md", "thred_pipeline"]
+    # No instruction (comments aside) prepares anything for the dev tools.
+    for instruction in instructions:
+        text = instruction.args.lower()
+        assert "sandbox" not in text and "devtools" not in text, (
+            f"{USER_CODE.name}:{instruction.line}: {instruction.keyword} {instruction.args}"
+        )
+
+
+def test_user_code_image_pulls_in_no_dev_tool() -> None:
+    """The distributions `pip install ".[deploy]"` brings, followed through the installed
+    metadata from pyproject.toml's own lists: the sandbox's web stack is not among them. The
+    same walk over the dev tools' requirements finds it, so the check can fail."""
+    deploy = files.dependency_closure(files.requirements_of(files.ROOT, ("deploy",)))
+    assert {"dagster", "dagster-docker", "dagster-k8s", "httpx"} <= deploy
+    assert not deploy & DEV_ONLY, f"the user-code image would install {sorted(deploy & DEV_ONLY)}"
+    devtools = files.dependency_closure(files.requirements_of(files.ROOT / "devtools"))
+    assert {"fastapi", "uvicorn"} <= devtools
+
+
+@pytest.mark.slow
+def test_user_code_image_install_resolves_without_the_dev_tools(tmp_path: Path) -> None:
+    """The image's own `pip install`, resolved by pip against the package index (a dry run, no
+    Docker) in a copy of exactly what the Dockerfile copies: what a build would install today,
+    newest allowed versions included."""
+    instructions = files.dockerfile_instructions(USER_CODE)
+    for instruction in instructions:
+        if instruction.keyword == "COPY":
+            for source in files.copy_sources(instruction):
+                origin = files.ROOT / source
+                if origin.is_dir():
+                    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+                    shutil.copytree(origin, tmp_path / source, ignore=ignore)
+                else:
+                    shutil.copy(origin, tmp_path / source)
+    (arguments,) = files.pip_installs(instructions)
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+         "--report", str(report), *arguments],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    installed = {
+        canonicalize_name(item["metadata"]["name"]): item
+        for item in json.loads(report.read_text())["install"]
+    }
+    assert not set(installed) & DEV_ONLY, sorted(set(installed) & DEV_ONLY)
+    assert {"dagster-docker", "dagster-k8s"} <= set(installed)
+    assert installed["thred-pipeline"]["download_info"]["url"] == tmp_path.as_uri()
+
+
+def test_sandbox_image_runs_the_dev_tools_sandbox() -> None:
+    instructions = files.dockerfile_instructions(SANDBOX)
+    # thred-devtools requires `thred-pipeline`: in the same pip command as the checkout, pip
+    # takes this checkout for it, not a package of that name from the index.
+    assert files.pip_installs(instructions) == [[".", "./devtools"]]
+    devtools = files.pyproject(files.ROOT / "devtools" / "pyproject.toml")["project"]
+    assert "thred-pipeline" in devtools["dependencies"]
+    copied = {s for i in instructions if i.keyword == "COPY" for s in files.copy_sources(i)}
+    assert {"pyproject.toml", "thred_pipeline", "devtools/pyproject.toml"} <= copied
+    assert "devtools/thred_devtools" in copied
+
+    cmd = files.exec_form(files.last(instructions, "CMD"))  # type: ignore[arg-type]
+    assert cmd is not None and cmd[:2] == ["thred-dev", "sandbox"]
+    assert devtools["scripts"]["thred-dev"] == "thred_devtools.cli:main"
+    # The data folder exists in the image and belongs to the USER (a new volume copies both).
+    data_dir = cmd[cmd.index("--data-dir") + 1]
+    user = files.last(instructions, "USER")
+    assert user is not None
+    uid = user.args.split(":")[0]
+    prepared = [i.args for i in instructions if i.keyword == "RUN" and data_dir in i.args]
+    assert any(f"mkdir -p {data_dir}" in a and f"chown {uid}:" in a for a in prepared), prepared
 
 
 def test_dagster_image_carries_the_production_instance_config() -> None:
@@ -101,8 +203,7 @@ def _pins(lines: list[str]) -> dict[str, str]:
 
 
 def test_dagster_family_pins_agree_everywhere() -> None:
-    pyproject = tomllib.loads((files.ROOT / "pyproject.toml").read_text())
-    project = pyproject["project"]
+    project = files.pyproject()["project"]
     declared = [*project["dependencies"]]
     for extra in project["optional-dependencies"].values():
         declared += extra

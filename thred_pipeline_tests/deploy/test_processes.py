@@ -1,7 +1,8 @@
 """The deployment's commands, run for real outside containers (there is no Docker engine here):
 the user-code image's CMD answers the compose health check and stops on SIGTERM, the staging
-sandbox's command answers its health check, and the Postgres init script creates the ledger's
-database. Hosts are rewritten to 127.0.0.1 and ports to free ones; nothing else changes."""
+sandbox image's CMD answers its health check and stops on SIGTERM, and the Postgres init script
+creates the ledger's database. Hosts are rewritten to 127.0.0.1 and ports to free ones; nothing
+else changes."""
 
 from __future__ import annotations
 
@@ -127,8 +128,10 @@ def test_user_code_server_answers_its_health_check_and_stops_on_sigterm(tmp_path
 
 
 def test_staging_sandbox_command_answers_its_health_check(tmp_path: Path) -> None:
-    sandbox = files.compose()["services"]["sandbox"]
-    command = local(sandbox["command"], free_port())
+    """The sandbox service's command (the CMD of Dockerfile_sandbox: `thred-dev sandbox`, from
+    the dev tools installed beside the product here as in that image)."""
+    command = local(files.effective_command(files.compose()["services"]["sandbox"]), free_port())
+    assert command[0] == "thred-dev"
     data_dir = command.index("--data-dir") + 1
     command[data_dir] = str(tmp_path / "sandbox")
     port = int(command[command.index("--port") + 1])
@@ -137,6 +140,7 @@ def test_staging_sandbox_command_answers_its_health_check(tmp_path: Path) -> Non
         wait_healthy(healthcheck("sandbox", port, 8765), server, budget_s=120)
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
+        assert server.returncode in (0, -signal.SIGTERM), server.returncode
     assert (tmp_path / "sandbox").is_dir()
 
 
