@@ -112,6 +112,18 @@ def test_external_postgres_and_per_run_pods(values: dict[str, Any]) -> None:
     assert "resources" not in deployment, "with includeConfigInLaunchedRuns they override runs'"
 
 
+def test_kubernetes_runs_the_user_code_image_and_no_dev_tool(values: dict[str, Any]) -> None:
+    """Production on Kubernetes has no staging sandbox: the one code location is the user-code
+    image (built from docker/Dockerfile_user_code, the product only), and nothing in the values
+    names the dev tools or their web stack."""
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    assert deployment["image"]["repository"].endswith("/thred-pipeline-user-code")
+    for text in files.strings(values):
+        lowered = text.lower()
+        for word in ("sandbox", "thred-dev", "devtools", "fastapi", "uvicorn"):
+            assert word not in lowered, f"deploy/helm/values.yaml names {word}: {text!r}"
+
+
 def test_required_settings_reach_the_code_server_and_runs(
     values: dict[str, Any],
 ) -> None:
