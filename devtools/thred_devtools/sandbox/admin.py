@@ -51,10 +51,20 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from thred_devtools.sandbox import ap, invoices, ledger, payments, payouts, refunds, rules
+from thred_devtools.sandbox import (
+    bill_payments,
+    ledger,
+    payments,
+    payouts,
+    refunds,
+    rules,
+    vendor_credits,
+)
 from thred_devtools.sandbox.auth import revoke
 from thred_devtools.sandbox.core import public
+from thred_devtools.sandbox.documents import repost_document
 from thred_devtools.sandbox.errors import ApiError, pydantic_details, validation_error
+from thred_devtools.sandbox.sides import AP, AR
 from thred_devtools.sandbox.state import Sandbox, now_iso
 from thred_devtools.sandbox.store import Obj
 from thred_devtools.sandbox.web import parse_json, respond
@@ -170,12 +180,11 @@ def _set_path(obj: Obj, path: str, value: Any) -> None:
 
 def _repost(sb: Sandbox, collection: str, obj: Obj) -> None:
     store = sb.store
-    if collection == "invoices":
-        invoices.repost_invoice(sb, obj)
-    elif collection == "bills":
-        ap.repost_bill(sb, obj)
+    side = next((s for s in (AR, AP) if s.docs == collection), None)
+    if side is not None:
+        repost_document(sb, side, obj)
     elif collection == "vendor_credits":
-        ap.repost_vendor_credit(sb, obj)
+        vendor_credits.repost_vendor_credit(sb, obj)
     else:
         store.put(collection, obj)
         if collection == "invoice_payments":
@@ -189,7 +198,7 @@ def _repost(sb: Sandbox, collection: str, obj: Obj) -> None:
         elif collection == "payouts":
             payouts.post_payout(sb, obj)
         elif collection == "bill_payments":
-            ap.post_bill_payment(sb, obj)
+            bill_payments.post_bill_payment(sb, obj)
 
 
 @router.get("/health")

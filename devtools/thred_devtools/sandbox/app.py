@@ -12,14 +12,31 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from thred_devtools.sandbox import admin, routes, rules
+from thred_devtools.sandbox import (
+    admin,
+    routes,
+    routes_ap,
+    routes_ar,
+    routes_books,
+    routes_parties,
+    rules,
+)
 from thred_devtools.sandbox.config import SandboxConfig
 from thred_devtools.sandbox.errors import ApiError, error_body
 from thred_devtools.sandbox.faults import FaultMiddleware
 from thred_devtools.sandbox.middleware import BodyLimitMiddleware, StatsMiddleware
 from thred_devtools.sandbox.state import Sandbox
 
-__all__ = ["create_app"]
+__all__ = ["ROUTERS", "create_app"]
+
+# The Platform API routers, in registration order (routes.py holds their dependencies).
+ROUTERS = (
+    routes.router,
+    routes_parties.router,
+    routes_ar.router,
+    routes_ap.router,
+    routes_books.router,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +96,8 @@ def create_app(config: SandboxConfig) -> FastAPI:
     # Thred's paths end with a slash; a missing slash is a client bug, not a redirect.
     app.router.redirect_slashes = False
     app.state.sandbox = sb
-    app.include_router(routes.router)
+    for router in ROUTERS:
+        app.include_router(router)
     if admin_on:
         app.include_router(admin.router)
     app.add_exception_handler(ApiError, _api_error)
@@ -91,6 +109,7 @@ def create_app(config: SandboxConfig) -> FastAPI:
     app.add_middleware(FaultMiddleware, controller=sb.faults)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     # Route templates come from our own routers (FastAPI may wrap included routers).
-    own_routes = [*routes.router.routes, *(admin.router.routes if admin_on else [])]
+    own_routes = [r for router in ROUTERS for r in router.routes]
+    own_routes += admin.router.routes if admin_on else []
     app.add_middleware(StatsMiddleware, sandbox=sb, routes=lambda: own_routes)
     return app

@@ -1,4 +1,4 @@
-"""Businesses, tax codes, customers, vendors and the shared helpers of the services.
+"""Businesses, tax codes and the shared helpers of the services.
 
 Services run under the store lock, validate everything before they write, and return
 ``(status, body)``. Stored objects keep the request's values plus bookkeeping fields that
@@ -20,12 +20,7 @@ from thred_devtools.sandbox.errors import (
     not_found,
     validation_error,
 )
-from thred_devtools.sandbox.models import (
-    BusinessCreate,
-    BusinessPatch,
-    CustomerCreate,
-    VendorCreate,
-)
+from thred_devtools.sandbox.models import BusinessCreate, BusinessPatch
 from thred_devtools.sandbox.state import Sandbox, now_iso
 from thred_devtools.sandbox.store import Obj
 from thred_pipeline.core.money import round_half_up
@@ -33,16 +28,12 @@ from thred_pipeline.core.money import round_half_up
 __all__ = [
     "account_ref",
     "create_business",
-    "create_customer",
-    "create_vendor",
-    "customer_view",
     "fail_if",
     "public",
     "replay_existing",
     "resolve_account",
     "round_half_up",
     "tax_code_map",
-    "vendor_view",
 ]
 
 Result = tuple[int, dict[str, Any]]
@@ -331,190 +322,6 @@ def patch_business(sb: Sandbox, business: Obj, body: BusinessPatch) -> Result:
     updated["updated_at"] = now_iso()
     sb.store.put("businesses", updated)
     return 200, business_view(updated)
-
-
-# ------------------------------------------------------------------ customers
-def _display_name(obj: Obj) -> str:
-    return str(obj.get("company_name") or obj.get("individual_name") or "")
-
-
-def customer_outstanding(sb: Sandbox, customer: Obj) -> int:
-    return sb.balances.net_debit(customer["_scope"], rules.ACC_AR, ("customer_id", customer["id"]))
-
-
-def customer_view(sb: Sandbox, customer: Obj) -> dict[str, Any]:
-    out = public(customer)
-    address_parts = [
-        customer.get(k)
-        for k in (
-            "address_line1",
-            "address_line2",
-            "city",
-            "state_county",
-            "postal_code",
-            "country",
-        )
-    ]
-    address = ", ".join(p for p in address_parts if p)
-    out.update(
-        {
-            "type": "Customer",
-            "display_name": _display_name(customer),
-            "full_address": address,
-            "address_string": address,
-            "is_active": not customer["is_archived"],
-            "credit_limit": customer.get("credit_limit_cents"),
-            rules.F_OUTSTANDING: customer_outstanding(sb, customer),
-            "documents": [],
-        }
-    )
-    return out
-
-
-def create_customer(sb: Sandbox, business: Obj, body: CustomerCreate) -> Result:
-    store = sb.store
-    scope = business["id"]
-    if body.external_id is not None:
-        existing = store.find(scope, "customers", "external_id", body.external_id)
-        if existing is not None:
-            return replay_existing(sb, "customer", existing, lambda c: customer_view(sb, c))
-    data = body.model_dump()
-    name_alias = data.pop("name")
-    if name_alias and not data["individual_name"] and not data["company_name"]:
-        data[rules.NAME_ALIAS_TARGET] = name_alias
-        sb.note_alias("customer.name")
-    if not data["individual_name"] and not data["company_name"]:
-        fail_if({"individual_name": ["Either individual_name or company_name is required."]})
-    now = now_iso()
-    customer: Obj = {
-        "id": store.new_id(),
-        "_scope": scope,
-        "business_id": scope,
-        **data,
-        "status": data["status"] or rules.CUSTOMER_ACTIVE,
-        "transaction_tags": data["transaction_tags"] or [],
-        "metadata": data["metadata"] or {},
-        "is_archived": False,
-        "archived_at": None,
-        "created_at": now,
-        "updated_at": now,
-    }
-    store.put("customers", customer)
-    return 201, customer_view(sb, customer)
-
-
-def archive_customer(sb: Sandbox, customer: Obj) -> Result:
-    if not customer["is_archived"]:
-        updated = sb.store.editable(customer)
-        now = now_iso()
-        updated.update(
-            {
-                "is_archived": True,
-                "archived_at": now,
-                "status": rules.CUSTOMER_ARCHIVED,
-                "updated_at": now,
-            }
-        )
-        sb.store.put("customers", updated)
-        customer = updated
-    return 200, customer_view(sb, customer)
-
-
-def unarchive_customer(sb: Sandbox, customer: Obj) -> Result:
-    if customer["is_archived"]:
-        updated = sb.store.editable(customer)
-        updated.update(
-            {
-                "is_archived": False,
-                "archived_at": None,
-                "status": rules.CUSTOMER_ACTIVE,
-                "updated_at": now_iso(),
-            }
-        )
-        sb.store.put("customers", updated)
-        customer = updated
-    return 200, customer_view(sb, customer)
-
-
-# ------------------------------------------------------------------ vendors
-def vendor_outstanding(sb: Sandbox, vendor: Obj) -> int:
-    return -sb.balances.net_debit(vendor["_scope"], rules.ACC_AP, ("vendor_id", vendor["id"]))
-
-
-def vendor_view(sb: Sandbox, vendor: Obj) -> dict[str, Any]:
-    out = public(vendor)
-    out.update(
-        {
-            "type": "VendorData",
-            "display_name": _display_name(vendor),
-            rules.F_OUTSTANDING: vendor_outstanding(sb, vendor),
-            "documents": [],
-        }
-    )
-    return out
-
-
-def create_vendor(sb: Sandbox, business: Obj, body: VendorCreate) -> Result:
-    store = sb.store
-    scope = business["id"]
-    if body.external_id is not None:
-        existing = store.find(scope, "vendors", "external_id", body.external_id)
-        if existing is not None:
-            return replay_existing(sb, "vendor", existing, lambda v: vendor_view(sb, v))
-    data = body.model_dump()
-    name_alias = data.pop("name")
-    if name_alias and not data["individual_name"] and not data["company_name"]:
-        data[rules.NAME_ALIAS_TARGET] = name_alias
-        sb.note_alias("vendor.name")
-    if not data["individual_name"] and not data["company_name"]:
-        fail_if({"company_name": ["Either individual_name or company_name is required."]})
-    vendor = new_vendor(sb, scope, data)
-    return 201, vendor_view(sb, vendor)
-
-
-def new_vendor(sb: Sandbox, scope: str, data: dict[str, Any]) -> Obj:
-    now = now_iso()
-    vendor: Obj = {
-        "id": sb.store.new_id(),
-        "_scope": scope,
-        "business_id": scope,
-        "external_id": data.get("external_id"),
-        "individual_name": data.get("individual_name"),
-        "company_name": data.get("company_name"),
-        "email": data.get("email"),
-        "mobile_phone": data.get("mobile_phone"),
-        "office_phone": data.get("office_phone"),
-        "address_string": data.get("address_string"),
-        "memo": data.get("memo"),
-        "transaction_tags": data.get("transaction_tags") or [],
-        "country": data.get("country"),
-        "vat_number": data.get("vat_number"),
-        "metadata": data.get("metadata") or {},
-        "status": rules.VENDOR_ACTIVE,
-        "is_archived": False,
-        "archived_at": None,
-        "created_at": now,
-        "updated_at": now,
-    }
-    sb.store.put("vendors", vendor)
-    return vendor
-
-
-def set_vendor_archived(sb: Sandbox, vendor: Obj, archived: bool) -> Result:
-    if vendor["is_archived"] != archived:
-        updated = sb.store.editable(vendor)
-        now = now_iso()
-        updated.update(
-            {
-                "is_archived": archived,
-                "archived_at": now if archived else None,
-                "status": rules.VENDOR_ARCHIVED if archived else rules.VENDOR_ACTIVE,
-                "updated_at": now,
-            }
-        )
-        sb.store.put("vendors", updated)
-        vendor = updated
-    return 200, vendor_view(sb, vendor)
 
 
 # ------------------------------------------------------------------ idempotency

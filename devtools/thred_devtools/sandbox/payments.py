@@ -1,4 +1,4 @@
-"""Invoice payments (customer receipts) and the allocation rules shared with AP.
+"""Invoice payments (customer receipts); the allocation rules shared with AP: settlements.py.
 
 Ledger ([doc] payment -> DR bank / CR AR; the rest [inferred]): DR bank 1000, or processor
 clearing 1150 for card/processor receipts, (total - fee) + DR fees 6100 / CR AR per
@@ -15,16 +15,18 @@ from thred_devtools.sandbox.core import (
     add_error,
     check_currency,
     fail_if,
-    idempotent_replay,
     remember_response,
-    replay_existing,
 )
+from thred_devtools.sandbox.documents import doc_outstanding, status_of
 from thred_devtools.sandbox.errors import Details
-from thred_devtools.sandbox.invoices import invoice_outstanding, invoice_status
 from thred_devtools.sandbox.ledger import EntryBuilder
-from thred_devtools.sandbox.models import (
-    PaymentCreate,
+from thred_devtools.sandbox.models import PaymentCreate
+from thred_devtools.sandbox.settlements import (
+    check_allocations,
+    replay_settlement,
+    settle_allocations,
 )
+from thred_devtools.sandbox.sides import AR
 from thred_devtools.sandbox.state import Sandbox, now_iso
 from thred_devtools.sandbox.store import Obj
 
@@ -47,18 +49,9 @@ def post_payment(sb: Sandbox, pay: Obj) -> None:
         payment_id=pay["id"],
     )
     b.dr(rules.ACC_PROCESSING_FEES, fee, "Processing fee", payment_id=pay["id"])
-    allocated = 0
-    for alloc in pay["allocations"]:
-        inv = sb.store.get("invoices", alloc["invoice_id"])
-        customer_id = inv["customer_id"] if inv else pay["customer_id"]
-        b.cr(
-            rules.ACC_AR,
-            alloc["amount_cents"],
-            "Payment allocation",
-            invoice_id=alloc["invoice_id"],
-            customer_id=customer_id,
-        )
-        allocated += alloc["amount_cents"]
+    allocated = settle_allocations(
+        sb, AR, b, pay["allocations"], pay["customer_id"], "Payment allocation"
+    )
     b.cr(
         rules.ACC_UNAPPLIED_CASH,
         total - allocated,
@@ -90,8 +83,8 @@ def _applied_invoices(sb: Sandbox, pay: Obj) -> list[dict[str, Any]]:
                 "invoice_number": inv.get("invoice_number") if inv else None,
                 "external_id": inv.get("external_id") if inv else None,
                 "applied_amount_cents": alloc["amount_cents"],
-                "status": invoice_status(sb, inv).lower() if inv else None,
-                "outstanding_amount_cents": invoice_outstanding(sb, inv) if inv else None,
+                "status": status_of(sb, AR, inv).lower() if inv else None,
+                "outstanding_amount_cents": doc_outstanding(sb, AR, inv) if inv else None,
             }
         )
     return out
@@ -155,7 +148,7 @@ def payment_view(sb: Sandbox, pay: Obj) -> dict[str, Any]:
                 "invoice_id": a["invoice_id"],
                 "invoice_number": inv.get("invoice_number") if inv else None,
                 "invoice_external_id": inv.get("external_id") if inv else None,
-                "invoice_status": invoice_status(sb, inv) if inv else None,
+                "invoice_status": status_of(sb, AR, inv) if inv else None,
                 "amount": a["amount_cents"],
                 "amount_cents": a["amount_cents"],
                 "allocated_at": a["allocated_at"],
@@ -207,54 +200,6 @@ def payment_view(sb: Sandbox, pay: Obj) -> dict[str, Any]:
     }
 
 
-def check_allocations(
-    sb: Sandbox,
-    scope: str,
-    allocations: list[tuple[str, int]],
-    total: int,
-    details: Details,
-    *,
-    collection: str,
-    party_field: str,
-    party_id: str,
-    id_field: str,
-    outstanding: Any,
-    is_closed: Any,
-    noun: str,
-) -> None:
-    """Shared allocation rules of invoice payments, bill payments and vendor credits."""
-    running: dict[str, int] = {}
-    for i, (doc_id, amount) in enumerate(allocations):
-        doc = sb.store.get_in(collection, scope, doc_id)
-        path = f"allocations[{i}]"
-        if doc is None:
-            add_error(details, f"{path}.{id_field}", f"{noun.capitalize()} not found.")
-            continue
-        if doc.get(party_field) != party_id:
-            add_error(
-                details, f"{path}.{id_field}", f"The {noun} belongs to another {party_field[:-3]}."
-            )
-            continue
-        if is_closed(doc):
-            add_error(details, f"{path}.{id_field}", f"The {noun} is voided.")
-            continue
-        running[doc_id] = running.get(doc_id, 0) + amount
-        open_amount = outstanding(doc)
-        if running[doc_id] > open_amount:
-            add_error(
-                details,
-                f"{path}.amount_cents",
-                f"Allocation exceeds the {noun}'s outstanding balance of {open_amount}.",
-            )
-    allocated = sum(a for _, a in allocations)
-    if allocated > total:
-        add_error(
-            details,
-            "allocations",
-            f"Allocations total {allocated} exceeds the payment total {total}.",
-        )
-
-
 def _payment_form(
     sb: Sandbox, scope: str, body: PaymentCreate
 ) -> tuple[str, int, list[tuple[str, int]]]:
@@ -300,13 +245,12 @@ def _payment_form(
 def create_payment(sb: Sandbox, business: Obj, body: PaymentCreate, idem_key: str | None) -> Result:
     store = sb.store
     scope = business["id"]
-    cached = idempotent_replay(sb, scope, "invoice_payments", idem_key)
-    if cached is not None:
-        return rules.REPLAY_STATUS, cached["body"]
-    if body.external_id is not None:
-        existing = store.find(scope, "invoice_payments", "external_id", body.external_id)
-        if existing is not None:
-            return replay_existing(sb, "payment", existing, lambda p: payment_create_view(sb, p))
+    keys = (idem_key, body.external_id)
+    replay = replay_settlement(
+        sb, scope, "invoice_payments", "payment", keys, lambda p: payment_create_view(sb, p)
+    )
+    if replay is not None:
+        return replay
     details: Details = {}
     customer_id, total, allocations = _payment_form(sb, scope, body)
     customer = store.get_in("customers", scope, customer_id)
@@ -315,20 +259,7 @@ def create_payment(sb: Sandbox, business: Obj, body: PaymentCreate, idem_key: st
     check_currency(details, business, body.currency)
     if body.processing_fee_cents > total:
         add_error(details, "processing_fee_cents", "The fee cannot exceed the payment total.")
-    check_allocations(
-        sb,
-        scope,
-        allocations,
-        total,
-        details,
-        collection="invoices",
-        party_field="customer_id",
-        party_id=customer_id,
-        id_field="invoice_id",
-        outstanding=lambda inv: invoice_outstanding(sb, inv),
-        is_closed=lambda inv: bool(inv.get("voided_at")),
-        noun="invoice",
-    )
+    check_allocations(sb, AR, scope, allocations, total, customer_id, details)
     fail_if(details)
     if body.notes is not None and body.note is None:
         sb.note_alias("payment.notes")

@@ -18,14 +18,15 @@ from thred_devtools.sandbox.core import (
     public,
     replay_existing,
 )
+from thred_devtools.sandbox.documents import doc_outstanding, settled
 from thred_devtools.sandbox.errors import Details
-from thred_devtools.sandbox.invoices import invoice_outstanding, invoice_paid
 from thred_devtools.sandbox.ledger import EntryBuilder
 from thred_devtools.sandbox.models import (
     RefundCreate,
     RefundPaymentCreate,
 )
 from thred_devtools.sandbox.payments import cash_account
+from thred_devtools.sandbox.sides import AR
 from thred_devtools.sandbox.state import Sandbox, now_iso, today
 from thred_devtools.sandbox.store import Obj
 
@@ -97,7 +98,7 @@ def refund_view(sb: Sandbox, refund: Obj) -> dict[str, Any]:
                     "amount": amount,
                     "invoice_id": refund["invoice_id"],
                     "invoice_number": number,
-                    "invoice_outstanding_balance_cents": invoice_outstanding(sb, inv)
+                    "invoice_outstanding_balance_cents": doc_outstanding(sb, AR, inv)
                     if inv
                     else None,
                     "target_description": f"Invoice {number or refund['invoice_id']}",
@@ -147,7 +148,7 @@ def create_refund(sb: Sandbox, business: Obj, body: RefundCreate) -> Result:
         fail_if({"invoice_id": ["Invoice not found. Create the invoice before its refunds."]})
     assert inv is not None
     details: Details = {}
-    refundable = invoice_paid(sb, inv) - sum(
+    refundable = settled(sb, AR, inv) - sum(
         r["amount_cents"] for r in store.lookup("refunds_by_invoice", inv["id"])
     )
     path = "amount_cents"
