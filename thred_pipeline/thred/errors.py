@@ -23,9 +23,10 @@ Only the request method and URL path are kept: never headers, tokens, keys or qu
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, TypedDict, Unpack
 
 __all__ = [
+    "ErrorContext",
     "RequestNotSendable",
     "ThredAuthError",
     "ThredConfigError",
@@ -34,37 +35,56 @@ __all__ = [
     "ThredNotFoundError",
     "ThredTransientError",
     "ThredValidationError",
+    "Where",
 ]
 
 _MAX_MESSAGE_CHARS = 500
 
 
+class Where(TypedDict, total=False):
+    """Which request an error concerns: method and URL path only, never headers or query."""
+
+    method: str
+    path: str
+    business_id: str | None
+
+
+class ErrorContext(Where, total=False):
+    """Where an error happened and what Thred said; every ``ThredError`` takes these."""
+
+    status: int | None
+    error_code: str | None
+    details: dict[str, Any] | None
+
+
+def _one_line(message: str) -> str:
+    return message[:_MAX_MESSAGE_CHARS] + "…" if len(message) > _MAX_MESSAGE_CHARS else message
+
+
 class ThredError(Exception):
-    """Base class: a Thred request did not produce a usable 2xx response."""
+    """Base class: a Thred request did not produce a usable 2xx response.
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        error_code: str | None = None,
-        details: dict[str, Any] | None = None,
-        method: str = "",
-        path: str = "",
-        business_id: str | None = None,
-    ) -> None:
-        if len(message) > _MAX_MESSAGE_CHARS:
-            message = message[:_MAX_MESSAGE_CHARS] + "…"
+    Subclasses name their own attributes in ``_extra`` (set before ``super().__init__``), so
+    repr and pickling carry them without a hand-written copy per class.
+    """
+
+    _defaults: ClassVar[ErrorContext] = {}
+    _extra: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, message: str, **context: Unpack[ErrorContext]) -> None:
+        message = _one_line(message)
         super().__init__(message)
+        given: ErrorContext = {**self._defaults, **context}
         self.message = message
-        self.status = status
-        self.error_code = error_code
-        self.details: dict[str, Any] = dict(details or {})
-        self.method = method
-        self.path = path
-        self.business_id = business_id
+        self.status = given.get("status")
+        self.error_code = given.get("error_code")
+        self.details: dict[str, Any] = dict(given.get("details") or {})
+        self.method = given.get("method", "")
+        self.path = given.get("path", "")
+        self.business_id = given.get("business_id")
 
-    def _fields(self) -> dict[str, Any]:
+    def context(self) -> ErrorContext:
+        """The keyword arguments that rebuild this error's context in another class."""
         return {
             "status": self.status,
             "error_code": self.error_code,
@@ -74,6 +94,9 @@ class ThredError(Exception):
             "business_id": self.business_id,
         }
 
+    def _fields(self) -> dict[str, Any]:
+        return {**self.context(), **{name: getattr(self, name) for name in self._extra}}
+
     def __str__(self) -> str:
         where = f"{self.method} {self.path}".strip()
         status = "no response" if self.status is None else f"HTTP {self.status}"
@@ -81,10 +104,9 @@ class ThredError(Exception):
         return f"{where}: {status}{code}: {self.message}"
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(message={self.message!r}, status={self.status!r}, "
-            f"error_code={self.error_code!r}, method={self.method!r}, path={self.path!r})"
-        )
+        names = ("message", "status", "error_code", "method", "path", *self._extra)
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        return f"{type(self).__name__}({shown})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only constructors do not survive the default Exception pickling, and
@@ -116,43 +138,19 @@ class ThredTransientError(ThredError):
     It is False when nothing can have been processed (connect errors, 429 only).
     """
 
+    _extra = ("outcome_uncertain", "attempts")
+
     def __init__(
         self,
         message: str,
         *,
         outcome_uncertain: bool,
         attempts: int = 1,
-        status: int | None = None,
-        error_code: str | None = None,
-        details: dict[str, Any] | None = None,
-        method: str = "",
-        path: str = "",
-        business_id: str | None = None,
+        **context: Unpack[ErrorContext],
     ) -> None:
-        super().__init__(
-            message,
-            status=status,
-            error_code=error_code,
-            details=details,
-            method=method,
-            path=path,
-            business_id=business_id,
-        )
         self.outcome_uncertain = outcome_uncertain
         self.attempts = attempts
-
-    def _fields(self) -> dict[str, Any]:
-        return {
-            **super()._fields(),
-            "outcome_uncertain": self.outcome_uncertain,
-            "attempts": self.attempts,
-        }
-
-    def __repr__(self) -> str:
-        return (
-            f"{super().__repr__()[:-1]}, outcome_uncertain={self.outcome_uncertain!r}, "
-            f"attempts={self.attempts!r})"
-        )
+        super().__init__(message, **context)
 
 
 class ThredDuplicateExternalId(ThredError):
@@ -163,34 +161,14 @@ class ThredDuplicateExternalId(ThredError):
     looks it up by ``external_id`` and adopts it; it is never a rejection of the record.
     """
 
+    _defaults: ClassVar[ErrorContext] = {"status": 409, "error_code": "duplicate_external_id"}
+    _extra = ("external_id",)
+
     def __init__(
-        self,
-        message: str,
-        *,
-        external_id: str | None = None,
-        status: int | None = 409,
-        error_code: str | None = "duplicate_external_id",
-        details: dict[str, Any] | None = None,
-        method: str = "",
-        path: str = "",
-        business_id: str | None = None,
+        self, message: str, *, external_id: str | None = None, **context: Unpack[ErrorContext]
     ) -> None:
-        super().__init__(
-            message,
-            status=status,
-            error_code=error_code,
-            details=details,
-            method=method,
-            path=path,
-            business_id=business_id,
-        )
         self.external_id = external_id
-
-    def _fields(self) -> dict[str, Any]:
-        return {**super()._fields(), "external_id": self.external_id}
-
-    def __repr__(self) -> str:
-        return f"{super().__repr__()[:-1]}, external_id={self.external_id!r})"
+        super().__init__(message, **context)
 
 
 class RequestNotSendable(ThredError):
@@ -201,26 +179,7 @@ class RequestNotSendable(ThredError):
     it is a ``ThredError``: the engine quarantines that record and goes on.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        error_code: str | None = "unsendable_request",
-        details: dict[str, Any] | None = None,
-        method: str = "",
-        path: str = "",
-        business_id: str | None = None,
-    ) -> None:
-        super().__init__(
-            message,
-            status=status,
-            error_code=error_code,
-            details=details,
-            method=method,
-            path=path,
-            business_id=business_id,
-        )
+    _defaults: ClassVar[ErrorContext] = {"error_code": "unsendable_request"}
 
 
 CONFIG_SETTINGS = ("THRED_BASE_URL", "THRED_PARTNER_ID", "THRED_API_KEY")
@@ -245,9 +204,7 @@ class ThredConfigError(Exception):
     """
 
     def __init__(self, message: str, *, settings: tuple[str, ...], reason: str) -> None:
-        line = " ".join(message.split())
-        if len(line) > _MAX_MESSAGE_CHARS:
-            line = line[:_MAX_MESSAGE_CHARS] + "…"
+        line = _one_line(" ".join(message.split()))
         super().__init__(line)
         self.message = line
         self.settings = tuple(settings)

@@ -19,10 +19,13 @@ import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-__all__ = ["AccessToken", "TokenCache", "TokenKey"]
+__all__ = ["AccessToken", "FetchToken", "TokenCache", "TokenKey"]
 
 TokenKey = str | None
 """``None`` is the partner token; a string is the business id the token is scoped to."""
+
+FetchToken = Callable[[TokenKey], Awaitable[tuple[str, float]]]
+"""Fetches a new token for a key: ``(access_token, expires_in_seconds)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +42,8 @@ class AccessToken:
 class TokenCache:
     """Per-key token storage with single-flight refresh (see the module docstring)."""
 
-    def __init__(self, *, clock: Callable[[], float], margin_s: float) -> None:
+    def __init__(self, fetch: FetchToken, *, clock: Callable[[], float], margin_s: float) -> None:
+        self._fetch = fetch
         self._clock = clock
         self._margin_s = margin_s
         self._tokens: dict[TokenKey, AccessToken] = {}
@@ -69,17 +73,8 @@ class TokenCache:
     def clear(self) -> None:
         self._tokens.clear()
 
-    async def get(
-        self,
-        key: TokenKey,
-        fetch: Callable[[], Awaitable[tuple[str, float]]],
-        *,
-        stale: str | None = None,
-    ) -> str:
-        """Return a usable token for ``key``, calling ``fetch`` at most once per renewal.
-
-        ``fetch`` returns ``(access_token, expires_in_seconds)``.
-        """
+    async def get(self, key: TokenKey, *, stale: str | None = None) -> str:
+        """Return a usable token for ``key``, fetching at most once per renewal."""
         token = self._usable(key, stale)
         if token is not None:
             return token.value
@@ -97,7 +92,7 @@ class TokenCache:
                 raise copy.copy(failure[1]) from None
             started = self._clock()
             try:
-                value, expires_in = await fetch()
+                value, expires_in = await self._fetch(key)
             except Exception as exc:
                 done = self._completed[key] = self._completed.get(key, 0) + 1
                 self._failure[key] = (done, exc)

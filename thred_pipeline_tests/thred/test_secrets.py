@@ -103,7 +103,7 @@ async def test_secrets_never_leak(
         assert err.__context__ is None or isinstance(err.__context__, ThredError)
         assert "\n" not in str(err)
     haystacks += [repr(client), repr(make_settings(fake.base_url)), str(client.stats)]
-    haystacks += [repr(client._tokens), repr(client._tokens.peek(B1))]
+    haystacks += [repr(client._tokens), repr(client._tokens.cache.peek(B1))]
 
     assert any("thred retry" in r.getMessage() for r in caplog.records)  # logging did happen
     for secret in secret_values:

@@ -1,0 +1,246 @@
+"""One request on the wire, retried by the policy: the only place that calls httpx.
+
+``Sender.send`` runs the retry loop around ``httpx.AsyncClient.send`` (whose ``auth`` flow
+adds the token and renews it after a 401), so every exchange -- a record write, a page read,
+a token request -- gets the same retries, logs and counters. httpx exceptions never escape:
+their ``request`` would carry the Authorization header.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import certifi
+import httpx
+
+from thred_pipeline.thred.errors import ErrorContext, ThredError, ThredTransientError
+from thred_pipeline.thred.paths import API_PREFIX
+from thred_pipeline.thred.responses import Redactor, parse_error
+from thred_pipeline.thred.retry import (
+    Jitter,
+    RetryPolicy,
+    TransportFailure,
+    classify_transport_error,
+    parse_retry_after,
+)
+from thred_pipeline.thred.settings import ThredSettings
+from thred_pipeline.thred.stats import ThredClientStats
+
+__all__ = ["Clock", "Sender", "Sleep", "http_client", "retry_policy"]
+
+logger = logging.getLogger("thred_pipeline.thred")
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+
+_USER_AGENT = "thred-pipeline/0.1 (+httpx)"
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One verifying context per process: building one costs ~70 ms, and clients are per step."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def _api_host(base_url: str) -> str:
+    """Accept ``https://host`` as well as ``https://host/v1/platform/`` as the base URL."""
+    trimmed = base_url.rstrip("/")
+    suffix = API_PREFIX.rstrip("/")
+    return trimmed[: -len(suffix)] if trimmed.endswith(suffix) else trimmed
+
+
+def http_client(
+    settings: ThredSettings, transport: httpx.AsyncBaseTransport | None, stats: ThredClientStats
+) -> httpx.AsyncClient:
+    """The connection pool; its event hooks count every exchange, 401s and tokens included."""
+
+    async def count_request(request: httpx.Request) -> None:
+        stats.http_attempts += 1
+
+    async def count_response(response: httpx.Response) -> None:
+        stats.count_status(response.status_code)
+
+    return httpx.AsyncClient(
+        base_url=_api_host(settings.base_url),
+        timeout=httpx.Timeout(
+            settings.timeout_s, connect=settings.connect_timeout_s, pool=settings.timeout_s
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=settings.max_connections,
+            # Below uvicorn's 5 s keep-alive, so we rarely reuse a socket the
+            # server is closing (which would surface as an uncertain failure).
+            keepalive_expiry=4.0,
+        ),
+        verify=_tls_context() if settings.verify_tls else False,
+        transport=transport,
+        follow_redirects=False,
+        headers={"User-Agent": _USER_AGENT, "Accept": "application/json"},
+        event_hooks={"request": [count_request], "response": [count_response]},
+    )
+
+
+def retry_policy(settings: ThredSettings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.max_attempts,
+        backoff_base_s=settings.backoff_base_s,
+        backoff_max_s=settings.backoff_max_s,
+        budget_s=settings.retry_budget_s,
+    )
+
+
+@dataclass
+class _Series:
+    """One logical request's attempts so far."""
+
+    request: httpx.Request
+    business_id: str | None
+    started: float
+    attempts: int = 0
+    uncertain: bool = False
+
+    def context(self) -> ErrorContext:
+        method, path = self.request.method, self.request.url.path
+        return {"method": method, "path": path, "business_id": self.business_id}
+
+
+Outcome = httpx.Response | TransportFailure
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class Sender:
+    """Sends requests with retries (see the module docstring); one per ``ThredClient``."""
+
+    http: httpx.AsyncClient
+    policy: RetryPolicy
+    stats: ThredClientStats
+    redactor: Redactor
+    sleep: Sleep
+    clock: Clock
+    rng: Jitter
+
+    def __repr__(self) -> str:
+        return f"Sender({self.policy!r})"
+
+    def build(
+        self,
+        method: str,
+        url_path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        params: list[tuple[str, str]] | None = None,
+    ) -> httpx.Request:
+        """A request on this client's base URL, sent as is on every attempt."""
+        return self.http.build_request(
+            method,
+            url_path,
+            headers=headers,
+            content=content,
+            params=tuple(params) if params else None,
+        )
+
+    async def send(
+        self, request: httpx.Request, *, auth: httpx.Auth, business_id: str | None
+    ) -> httpx.Response:
+        """Send with retries; return the first response the policy does not retry.
+
+        Raises ``ThredTransientError`` when attempts or the budget run out, ``ThredError``
+        for a request that cannot be sent at all.
+        """
+        series = _Series(request, business_id, started=self.clock())
+        while True:
+            series.attempts += 1
+            outcome = await self._attempt(series, auth)
+            if isinstance(outcome, httpx.Response):
+                if not self.policy.retries_status(outcome.status_code):
+                    return outcome
+                series.uncertain |= self.policy.status_is_uncertain(outcome.status_code)
+                retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
+            elif outcome.retryable:
+                series.uncertain |= outcome.uncertain
+                retry_after = None
+            else:
+                raise ThredError(
+                    f"request could not be sent: {outcome.description}", **series.context()
+                )
+            await self._wait_or_give_up(series, outcome, retry_after)
+
+    async def _attempt(self, series: _Series, auth: httpx.Auth) -> Outcome:
+        request = series.request
+        sent_at = time.perf_counter()
+        outcome: Outcome
+        try:
+            outcome = await self.http.send(request, auth=auth)
+        except httpx.RequestError as exc:
+            failure = classify_transport_error(exc)
+            outcome = TransportFailure(
+                self.redactor.text(failure.description), failure.retryable, failure.uncertain
+            )
+            self.stats.transport_errors += 1
+        logger.debug(
+            "thred %s %s -> %s (attempt %d, %.3fs)",
+            request.method,
+            request.url.path,
+            _status(outcome) or _reason(outcome),
+            series.attempts,
+            time.perf_counter() - sent_at,
+        )
+        return outcome
+
+    async def _wait_or_give_up(
+        self, series: _Series, outcome: Outcome, retry_after: float | None
+    ) -> None:
+        verdict = self.policy.after_failure(
+            series.attempts,
+            spent_s=self.clock() - series.started,
+            rng=self.rng,
+            retry_after_s=retry_after,
+        )
+        request, status = series.request, _status(outcome) or "-"
+        reason = _reason(outcome, retry_after)
+        if verdict.give_up:
+            logger.warning(
+                "thred giving up: %s %s status=%s attempts=%d reason=%s; %s (outcome_uncertain=%s)",
+                *(request.method, request.url.path, status, series.attempts, reason),
+                *(verdict.give_up, series.uncertain),
+            )
+            raise self._gave_up(series, outcome, verdict.give_up)
+        logger.warning(
+            "thred retry: %s %s status=%s attempt=%d/%d delay=%.2fs reason=%s",
+            *(request.method, request.url.path, status, series.attempts),
+            *(self.policy.max_attempts, verdict.delay_s, reason),
+        )
+        self.stats.retries += 1
+        await self.sleep(verdict.delay_s)
+
+    def _gave_up(self, series: _Series, outcome: Outcome, why: str) -> ThredTransientError:
+        context = series.context()
+        if isinstance(outcome, httpx.Response):
+            message, said = parse_error(outcome, self.redactor)
+            context.update(said)
+        else:
+            message = outcome.description
+        return ThredTransientError(
+            f"{message} ({why})",
+            outcome_uncertain=series.uncertain,
+            attempts=series.attempts,
+            **context,
+        )
+
+
+def _status(outcome: Outcome) -> int | None:
+    return outcome.status_code if isinstance(outcome, httpx.Response) else None
+
+
+def _reason(outcome: Outcome, retry_after: float | None = None) -> str:
+    if isinstance(outcome, TransportFailure):
+        return outcome.description
+    if retry_after is None:
+        return f"HTTP {outcome.status_code}"
+    return f"HTTP {outcome.status_code}, Retry-After={retry_after:g}s"
