@@ -209,7 +209,8 @@ def _run(
     from thred_pipeline.jobs import BOOKS_JOB_NAME
 
     # One line per partition is printed below; per-asset engine lines would drown it.
-    logging.getLogger("thred_pipeline").setLevel(logging.WARNING)
+    for noisy in ("thred_pipeline", "thred_devtools"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     report = DemoReport()
     started = time.monotonic()
     with demo_instance(home / "dagster_home") as instance, deferred_interrupts() as stop:
