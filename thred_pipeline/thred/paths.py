@@ -14,9 +14,11 @@ __all__ = [
     "API_PREFIX",
     "business_resource",
     "business_token_path",
+    "chart_of_accounts_path",
     "check_business_id",
     "partner_token_path",
     "platform_path",
+    "tax_codes_path",
 ]
 
 API_PREFIX = "/v1/platform/"
@@ -76,3 +78,13 @@ def business_resource(business_id: str, *parts: str) -> str:
     tail = "/".join(p.strip("/") for p in parts if p.strip("/"))
     base = f"businesses/{check_business_id(business_id)}/"
     return base + (tail + "/" if tail else "")
+
+
+def tax_codes_path(business_id: str) -> str:
+    """Relative path of a business's tax codes (not paginated: a plain list)."""
+    return business_resource(business_id, "tax-codes")
+
+
+def chart_of_accounts_path(business_id: str) -> str:
+    """Relative path of a business's chart of accounts (paginated: read with ``iter_pages``)."""
+    return business_resource(business_id, "general-ledger", "chart-of-accounts")
