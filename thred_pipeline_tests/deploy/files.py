@@ -273,7 +273,7 @@ def _glob_regex(rule: str) -> re.Pattern[str]:
 # get everything they need from the resources.
 NOT_DAGSTER_LAYER = {"thred_pipeline.config"}
 ENGINE_PACKAGES = ("thred_pipeline.sync", "thred_pipeline.thred", "thred_pipeline.warehouse",
-                   "thred_pipeline.reconcile", "thred_devtools.sandbox")  # fmt: skip
+                   "thred_pipeline.reconcile")  # fmt: skip
 SETTING = re.compile(r"THRED_[A-Z0-9_]+")
 
 

@@ -122,6 +122,14 @@ def test_user_code_image_pulls_in_no_dev_tool() -> None:
     assert {"fastapi", "uvicorn"} <= devtools
 
 
+def test_the_code_location_loads_no_dev_tool() -> None:
+    """What the user-code server imports (definitions loaded in a fresh interpreter): none of the
+    dev tools or their web stack, so the image can do without them."""
+    loaded = {name.split(".")[0] for name in files.code_location_modules()}
+    assert "thred_pipeline" in loaded
+    assert not loaded & {"thred_devtools", "fastapi", "uvicorn", "starlette"}
+
+
 @pytest.mark.slow
 def test_user_code_image_install_resolves_without_the_dev_tools(tmp_path: Path) -> None:
     """The image's own `pip install`, resolved by pip against the package index (a dry run, no
