@@ -11,9 +11,8 @@ import pandas as pd
 
 from thred_pipeline.core.records import Status
 from thred_pipeline.ledger import LedgerRow
+from thred_pipeline.ledger.codes import LedgerCode
 from thred_pipeline.reconcile.findings import Cause
-
-TERMINAL_WAITING = "terminal_waiting"  # ledger error code: a void/archive waits for dependants
 
 
 def _ts(value: datetime | None) -> pd.Timestamp | None:
@@ -51,7 +50,7 @@ def explain(
         return Cause.IN_FLIGHT, f"outcome uncertain ({_reason(row)}); re-sent first next run"
     if row.status is Status.DRIFT:
         return Cause.DRIFT, f"drift: {_reason(row)}"
-    if row.error_code == TERMINAL_WAITING:
+    if row.error_code == LedgerCode.TERMINAL_WAITING:  # a void/archive waits for dependants
         return Cause.WAITING, _reason(row)
     confirmed = _ts(row.confirmed_updated_at)
     if version is not None and not pd.isna(version) and confirmed != version:

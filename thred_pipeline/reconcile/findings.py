@@ -8,11 +8,14 @@ severity (see ``SeverityPolicy``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import pandas as pd
+
+from thred_pipeline.reconcile.thred_values import Unreadable
 
 
 class Kind(StrEnum):
@@ -51,6 +54,69 @@ COLUMNS = (
     "cause",
     "explanation",
 )
+
+
+def plain(value: Any) -> Any:
+    """Frame cells as plain Python values (``pd.NA``/NaN -> None, numpy ints -> int)."""
+    if isinstance(value, Unreadable):
+        return value
+    if value is None or (not isinstance(value, str | bool) and pd.isna(value)):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def whole(value: Any) -> int | None:
+    """A cell as an integer amount, or None when it is not one."""
+    value = plain(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _shown(value: Any) -> Any:
+    value = plain(value)
+    return repr(value) if isinstance(value, Unreadable) else value
+
+
+@dataclass(frozen=True)
+class Where:
+    """The record (or party, or business total) a difference is about."""
+
+    check: str
+    entity: str
+    business_id: str
+    source_id: str | None = None
+    external_id: str | None = None
+    thred_id: str | None = None
+
+
+def difference(
+    where: Where,
+    kind: Kind,
+    cause: Cause,
+    explanation: str,
+    *,
+    field: str | None = None,
+    expected: Any = None,
+    thred: Any = None,
+    money: int = 0,
+) -> dict[str, Any]:
+    """One row of ``COLUMNS``: unreadable values shown as such, money as a positive amount."""
+    return {
+        "check": where.check,
+        "entity": where.entity,
+        "business_id": where.business_id,
+        "source_id": where.source_id,
+        "external_id": where.external_id,
+        "thred_id": where.thred_id,
+        "kind": kind.value,
+        "field": field,
+        "expected": _shown(expected),
+        "thred": _shown(thred),
+        "money_cents": abs(money),
+        "cause": cause.value,
+        "explanation": explanation,
+    }
 
 
 def differences_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -116,3 +182,53 @@ class CheckReport:
         if self.not_read:
             parts.append(f"{len(self.not_read)} business(es) could not be read from Thred")
         return f"{self.description}: " + "; ".join(parts) + notes
+
+
+def finish_check(
+    name: str,
+    entity: str | None,
+    description: str,
+    rows: list[dict[str, Any]],
+    policy: SeverityPolicy,
+    metrics: Mapping[str, int | float],
+    not_read: Mapping[str, str],
+    not_read_severity: str = "ERROR",
+) -> CheckReport:
+    """A check's report; a business Thred would not show makes it fail, never pass."""
+    differences = differences_frame(rows)
+    report = CheckReport(
+        name, entity, description, differences, dict(metrics), None, dict(not_read)
+    )
+    if not report.passed:
+        severity = policy.severity(differences)
+        if not_read and severity != "ERROR":
+            severity = not_read_severity
+        report.severity = severity
+    report.metrics.update(_difference_metrics(differences))
+    report.metrics["businesses_not_read"] = len(not_read)
+    return report
+
+
+def note_warehouse_only(check: CheckReport, noted: Mapping[str, list[str]]) -> None:
+    """Values Thred cannot take (e.g. archived vendors): counted and named, not differences."""
+    for column, ids in sorted(noted.items()):
+        check.metrics[f"{column}_in_warehouse_only"] = len(ids)
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        check.notes.append(
+            f"{len(ids)} {column} in the warehouse only, as Thred documents no way to set it "
+            f"({shown})"
+        )
+
+
+def _difference_metrics(differences: pd.DataFrame) -> dict[str, int | float]:
+    kinds = differences["kind"].value_counts()
+    return {
+        "differences": len(differences),
+        "missing_in_thred": int(kinds.get(Kind.MISSING.value, 0)),
+        "extra_in_thred": int(kinds.get(Kind.EXTRA.value, 0)),
+        "different": int(kinds.get(Kind.DIFFERENT.value, 0)),
+        "duplicates": int(kinds.get(Kind.DUPLICATE.value, 0)),
+        "cannot_compare": int(kinds.get(Kind.UNREADABLE.value, 0)),
+        "unexplained": int((differences["cause"] == Cause.UNEXPLAINED.value).sum()),
+        "money_at_stake_cents": int(differences["money_cents"].sum()),
+    }

@@ -17,35 +17,10 @@ import pandas as pd
 from sqlalchemy import Engine, String, Table, cast, select
 
 from thred_pipeline.core.money import line_net_cents
+from thred_pipeline.entities import Child, EntitySpec
 from thred_pipeline.warehouse import schema as wh
 
 TRUE_TEXT = frozenset({"1", "true", "t", "yes", "y"})
-
-TABLES: dict[str, Table] = {
-    "businesses": wh.businesses,
-    "customers": wh.customers,
-    "vendors": wh.vendors,
-    "invoices": wh.invoices,
-    "invoice_payments": wh.payments,
-    "refunds": wh.refunds,
-    "refund_payments": wh.refund_payments,
-    "payouts": wh.payouts,
-    "bills": wh.bills,
-    "bill_payments": wh.bill_payments,
-    "vendor_credits": wh.vendor_credits,
-}
-
-CHILDREN: dict[str, tuple[tuple[Table, str], ...]] = {
-    "invoices": ((wh.invoice_line_items, "invoice_id"),),
-    "invoice_payments": ((wh.payment_allocations, "payment_id"),),
-    "payouts": ((wh.payout_items, "payout_id"),),
-    "bills": ((wh.bill_line_items, "bill_id"),),
-    "bill_payments": ((wh.bill_payment_allocations, "bill_payment_id"),),
-    "vendor_credits": (
-        (wh.vendor_credit_lines, "vendor_credit_id"),
-        (wh.vendor_credit_allocations, "vendor_credit_id"),
-    ),
-}
 
 
 def _is_true(value: Any) -> bool:
@@ -92,15 +67,15 @@ class WarehouseBooks:
             self._raw[key] = pd.DataFrame(rows, columns=list(columns), dtype=object)
         return self._raw[key]
 
-    def _versions(self, entity: str, base: pd.DataFrame) -> pd.Series:
+    def _versions(self, children: Iterable[Child], base: pd.DataFrame) -> pd.Series:
         """A record's version: its own updated_at or a child row's, whichever is later."""
         version = _timestamps(base["updated_at"])
         version.index = base["source_id"]
-        for child, parent_column in CHILDREN.get(entity, ()):
-            rows = self._read(child, (parent_column, "updated_at"))
+        for child in children:
+            rows = self._read(child.table, (child.parent_column, "updated_at"))
             if rows.empty:
                 continue
-            latest = _timestamps(rows["updated_at"]).groupby(rows[parent_column]).max()
+            latest = _timestamps(rows["updated_at"]).groupby(rows[child.parent_column]).max()
             version = pd.concat([version, latest.reindex(version.index)], axis=1).max(axis=1)
         return version.reset_index(drop=True)
 
@@ -119,7 +94,7 @@ class WarehouseBooks:
                     "updated_at": raw["updated_at"],
                 }
             )
-            frame["version"] = self._versions("businesses", frame)
+            frame["version"] = self._versions((), frame)
             self._frames["businesses"] = frame.drop(columns=["updated_at"])
         return self._frames["businesses"]
 
@@ -129,22 +104,22 @@ class WarehouseBooks:
 
     # --- entity frames -----------------------------------------------------------------------
 
-    def frame(self, entity: str) -> pd.DataFrame:
+    def frame(self, spec: EntitySpec) -> pd.DataFrame:
         """Expected values of every record of the entity that belongs to an active business."""
-        if entity == "businesses":
+        if spec.partner_scoped:  # the records are the businesses themselves
             frame = self.businesses()
             return frame[frame["active"]].reset_index(drop=True)
-        if entity not in self._frames:
-            build = getattr(self, f"_expect_{entity}")
-            frame = build()
-            frame["version"] = self._versions(entity, frame)
+        if spec.name not in self._frames:
+            build = getattr(self, f"_expect_{spec.name}")
+            frame = build(spec.table)
+            frame["version"] = self._versions(spec.children, frame)
             frame = frame.drop(columns=["updated_at"])
-            self._frames[entity] = frame
-        frame = self._frames[entity]
+            self._frames[spec.name] = frame
+        frame = self._frames[spec.name]
         return frame[frame["business_id"].isin(self.active_businesses())].reset_index(drop=True)
 
-    def _base(self, entity: str, *columns: str) -> pd.DataFrame:
-        raw = self._read(TABLES[entity], ("id", "business_id", "updated_at", *columns))
+    def _base(self, table: Table, *columns: str) -> pd.DataFrame:
+        raw = self._read(table, ("id", "business_id", "updated_at", *columns))
         frame = raw.rename(columns={"id": "source_id"}).copy()
         frame["source_id"] = frame["source_id"].astype(str)
         frame["business_id"] = frame["business_id"].astype(str)
@@ -160,13 +135,13 @@ class WarehouseBooks:
             .where(amounts.notna().groupby(rows[parent].astype(str)).all())
         )
 
-    def _expect_customers(self) -> pd.DataFrame:
-        frame = self._base("customers", "archived_at")
+    def _expect_customers(self, table: Table) -> pd.DataFrame:
+        frame = self._base(table, "archived_at")
         frame["archived"] = frame.pop("archived_at").notna()
         return frame
 
-    def _expect_vendors(self) -> pd.DataFrame:
-        frame = self._base("vendors", "archived_at")
+    def _expect_vendors(self, table: Table) -> pd.DataFrame:
+        frame = self._base(table, "archived_at")
         frame["archived"] = frame.pop("archived_at").notna()
         return frame
 
@@ -197,8 +172,8 @@ class WarehouseBooks:
             totals[doc] = None if current is None else current + line
         return totals
 
-    def _expect_invoices(self) -> pd.DataFrame:
-        frame = self._base("invoices", "customer_id", "voided_at", "additional_discount_cents")
+    def _expect_invoices(self, table: Table) -> pd.DataFrame:
+        frame = self._base(table, "customer_id", "voided_at", "additional_discount_cents")
         totals = self._document_totals(wh.invoice_line_items, "invoice_id", "discount_cents")
         discount = _cents(frame.pop("additional_discount_cents").fillna("0"))
         lines = pd.array([totals.get(i, 0) for i in frame["source_id"]], dtype="Int64")
@@ -207,10 +182,8 @@ class WarehouseBooks:
         frame["customer_id"] = frame["customer_id"].astype(str)
         return frame
 
-    def _expect_invoice_payments(self) -> pd.DataFrame:
-        frame = self._base(
-            "invoice_payments", "customer_id", "amount_cents", "processing_fee_cents"
-        )
+    def _expect_invoice_payments(self, table: Table) -> pd.DataFrame:
+        frame = self._base(table, "customer_id", "amount_cents", "processing_fee_cents")
         frame["customer_id"] = frame["customer_id"].astype(str)
         frame["total_cents"] = _cents(frame.pop("amount_cents"))
         allocated = self._sum_by(wh.payment_allocations, "payment_id")
@@ -219,20 +192,20 @@ class WarehouseBooks:
         frame["fee_cents"] = _cents(frame.pop("processing_fee_cents").fillna("0"))
         return frame
 
-    def _expect_refunds(self) -> pd.DataFrame:
-        frame = self._base("refunds", "invoice_id", "amount_cents")
+    def _expect_refunds(self, table: Table) -> pd.DataFrame:
+        frame = self._base(table, "invoice_id", "amount_cents")
         frame["invoice_id"] = frame["invoice_id"].astype(str)
         frame["amount_cents"] = _cents(frame["amount_cents"])
         return frame
 
-    def _expect_refund_payments(self) -> pd.DataFrame:
-        frame = self._base("refund_payments", "refund_id", "amount_cents")
+    def _expect_refund_payments(self, table: Table) -> pd.DataFrame:
+        frame = self._base(table, "refund_id", "amount_cents")
         frame["refund_id"] = frame["refund_id"].astype(str)
         frame["amount_cents"] = _cents(frame["amount_cents"])
         return frame
 
-    def _expect_payouts(self) -> pd.DataFrame:
-        frame = self._base("payouts", "paid_out_amount_cents", "fee_cents")
+    def _expect_payouts(self, table: Table) -> pd.DataFrame:
+        frame = self._base(table, "paid_out_amount_cents", "fee_cents")
         frame["paid_out_amount_cents"] = _cents(frame["paid_out_amount_cents"])
         frame["fee_cents"] = _cents(frame["fee_cents"].fillna("0"))
         items = self._read(wh.payout_items, ("payout_id", "payment_id", "refund_payment_id"))
@@ -264,15 +237,15 @@ class WarehouseBooks:
         )
         return frame
 
-    def _expect_bills(self) -> pd.DataFrame:
-        frame = self._base("bills", "vendor_id")
+    def _expect_bills(self, table: Table) -> pd.DataFrame:
+        frame = self._base(table, "vendor_id")
         frame["vendor_id"] = frame["vendor_id"].astype(str)
         totals = self._document_totals(wh.bill_line_items, "bill_id", None)
         frame["total_cents"] = pd.array([totals.get(i, 0) for i in frame["source_id"]], "Int64")
         return frame
 
-    def _expect_bill_payments(self) -> pd.DataFrame:
-        frame = self._base("bill_payments", "vendor_id", "amount_cents")
+    def _expect_bill_payments(self, table: Table) -> pd.DataFrame:
+        frame = self._base(table, "vendor_id", "amount_cents")
         frame["vendor_id"] = frame["vendor_id"].astype(str)
         frame["amount_cents"] = _cents(frame["amount_cents"])
         allocated = self._sum_by(wh.bill_payment_allocations, "bill_payment_id")
@@ -280,8 +253,8 @@ class WarehouseBooks:
         frame["unallocated_cents"] = frame["amount_cents"] - frame["allocated_cents"]
         return frame
 
-    def _expect_vendor_credits(self) -> pd.DataFrame:
-        frame = self._base("vendor_credits", "vendor_id")
+    def _expect_vendor_credits(self, table: Table) -> pd.DataFrame:
+        frame = self._base(table, "vendor_id")
         frame["vendor_id"] = frame["vendor_id"].astype(str)
         totals = self._sum_by(wh.vendor_credit_lines, "vendor_credit_id")
         applied = self._sum_by(wh.vendor_credit_allocations, "vendor_credit_id")
