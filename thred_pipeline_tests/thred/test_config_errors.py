@@ -216,7 +216,7 @@ async def test_base_url_that_is_not_thred(
     reply: tuple[int, dict[str, str], bytes],
     expect: str,
 ) -> None:
-    handler = type("Handler", (NotThred,), {"reply": reply, "seen": []})
+    handler: type[NotThred] = type("Handler", (NotThred,), {"reply": reply, "seen": []})
     base_url = serve_handler(handler)
     harness = harness_factory(base_url)
     with pytest.raises(ThredConfigError) as info:

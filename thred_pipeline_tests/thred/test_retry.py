@@ -1,35 +1,23 @@
-"""Narrow unit tests: backoff arithmetic, Retry-After parsing, path helpers, error mapping."""
+"""The retry policy without a network: backoff arithmetic, Retry-After, verdicts, failures."""
 
 from __future__ import annotations
 
-import pickle
 import random
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
 
 import httpx
 import pytest
 
-from thred_pipeline.thred import (
-    ThredClient,
-    ThredError,
-    ThredTransientError,
-    ThredValidationError,
-    business_resource,
-    business_token_path,
-    partner_token_path,
-    platform_path,
-)
 from thred_pipeline.thred.retry import (
     MIN_DELAY_S,
+    RetryPolicy,
     backoff_cap,
+    classify_transport_error,
     compute_delay,
     parse_retry_after,
 )
-from thred_pipeline_tests.thred.conftest import FakeClock, MaxJitter, Sleeper, make_settings
-
-pytestmark = pytest.mark.anyio
+from thred_pipeline_tests.thred.conftest import MaxJitter
 
 NOW = datetime(2025, 1, 15, 12, 0, 0, tzinfo=UTC)
 TOKEN = {"access_token": "t" * 40, "token_type": "Bearer", "expires_in": 3600}
@@ -115,181 +103,74 @@ def test_parse_retry_after_http_date() -> None:
     assert parse_retry_after("Wed Jan 15 12:00:05 2025", now=NOW) == 5.0
 
 
-# -- paths ----------------------------------------------------------------------------------
+# -- the policy object -----------------------------------------------------------------------
 
 
-def test_token_paths_are_asymmetric() -> None:
-    assert partner_token_path() == "/v1/platform/oauth2/token/"
-    assert business_token_path("b-1") == "/v1/platform/b-1/oauth2/token/"
+POLICY = RetryPolicy(max_attempts=4, backoff_base_s=0.5, backoff_max_s=30, budget_s=10)
+
+
+def test_verdicts_grow_then_stop_at_max_attempts() -> None:
+    verdicts = [POLICY.after_failure(n, spent_s=0, rng=MaxJitter()) for n in (1, 2, 3, 4)]
+    assert [v.delay_s for v in verdicts[:3]] == [0.5, 1, 2]
+    assert [v.give_up for v in verdicts[:3]] == ["", "", ""]
+    assert verdicts[3].give_up == "4 attempts made"
+
+
+def test_the_budget_stops_a_wait_that_would_end_past_it() -> None:
+    assert POLICY.after_failure(1, spent_s=9.5, rng=MaxJitter()).give_up == ""
+    late = POLICY.after_failure(2, spent_s=9.5, rng=MaxJitter())
+    assert late.give_up.startswith("retry budget 10s would be exceeded")
+    server_wait = POLICY.after_failure(1, spent_s=0, rng=Zero(), retry_after_s=11)
+    assert server_wait.delay_s == 11 and "budget" in server_wait.give_up
+
+
+def test_retry_after_is_a_floor_for_the_policy_too() -> None:
+    assert POLICY.after_failure(1, spent_s=0, rng=Zero(), retry_after_s=0).delay_s == MIN_DELAY_S
+    assert POLICY.after_failure(1, spent_s=0, rng=Zero(), retry_after_s=3).delay_s == 3
 
 
 @pytest.mark.parametrize(
-    ("given", "expected"),
+    ("status", "retried", "uncertain"),
     [
-        ("businesses/", "/v1/platform/businesses/"),
-        ("businesses", "/v1/platform/businesses/"),
-        ("/businesses/b1/invoices/payments", "/v1/platform/businesses/b1/invoices/payments/"),
-        ("/v1/platform/businesses/", "/v1/platform/businesses/"),
+        (429, True, False),
+        (500, True, True),
+        (502, True, True),
+        (503, True, True),
+        (504, True, True),
+        (501, False, True),
+        (400, False, True),
+        (409, False, True),
     ],
 )
-def test_platform_path(given: str, expected: str) -> None:
-    assert platform_path(given) == expected
-
-
-@pytest.mark.parametrize(
-    "bad",
-    ["https://evil.example/businesses/", "//evil/x", "businesses/?page=2", "a/../b", "", "a b"],
-)
-def test_platform_path_refuses_unsafe(bad: str) -> None:
-    with pytest.raises(ValueError):
-        platform_path(bad)
-
-
-def test_business_resource() -> None:
-    assert business_resource("b1", "invoices", "payments") == "businesses/b1/invoices/payments/"
-    assert business_resource("b1") == "businesses/b1/"
-    with pytest.raises(ValueError):
-        business_resource("../other", "invoices")
-
-
-# -- errors ---------------------------------------------------------------------------------
-
-
-def test_errors_pickle_and_render() -> None:
-    err = ThredTransientError(
-        "boom", outcome_uncertain=True, attempts=3, status=503, method="POST", path="/v1/x/"
-    )
-    again = pickle.loads(pickle.dumps(err))
-    assert type(again) is ThredTransientError
-    assert (again.outcome_uncertain, again.attempts, again.status) == (True, 3, 503)
-    assert str(again) == "POST /v1/x/: HTTP 503: boom"
-    val = ThredValidationError("bad", status=400, error_code="validation_error", details={"a": 1})
-    assert pickle.loads(pickle.dumps(val)).details == {"a": 1}
-    assert isinstance(val, ThredError)
-
-
-# -- MockTransport: body shapes and classification ------------------------------------------
-
-
-def _mock_client(handler: Any, **overrides: Any) -> tuple[ThredClient, Sleeper]:
-    clock = FakeClock()
-    sleeper = Sleeper(clock)
-    client = ThredClient(
-        make_settings("https://thred.invalid", **overrides),
-        transport=httpx.MockTransport(handler),
-        sleep=sleeper,
-        rng=MaxJitter(),
-        clock=clock,
-    )
-    return client, sleeper
-
-
-def _token_or(reply: httpx.Response) -> Any:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/oauth2/token/"):
-            return httpx.Response(200, json=TOKEN)
-        return reply
-
-    return handler
-
-
-@pytest.mark.parametrize(
-    ("body", "message", "code", "details"),
-    [
-        (
-            {"error": "Invalid", "error_code": "validation_error", "details": {"email": ["x"]}},
-            "Invalid",
-            "validation_error",
-            {"email": ["x"]},
-        ),
-        (
-            {"error_code": "validation_error", "detail": "Invalid entity_type 'gmbh'"},
-            "Invalid entity_type 'gmbh'",
-            "validation_error",
-            {},
-        ),
-        (
-            {"email": ["Enter a valid email address."]},
-            "Bad Request",
-            None,
-            {"email": ["Enter a valid email address."]},
-        ),
-    ],
-)
-async def test_error_body_shapes(
-    body: dict[str, Any], message: str, code: str | None, details: dict[str, Any]
+def test_which_statuses_are_retried_and_what_they_leave_open(
+    status: int, retried: bool, uncertain: bool
 ) -> None:
-    client, _ = _mock_client(_token_or(httpx.Response(400, json=body)))
-    async with client:
-        with pytest.raises(ThredValidationError) as info:
-            await client.request("POST", "businesses/", json={"external_id": "b-1"})
-    assert (info.value.message, info.value.error_code, info.value.details) == (
-        message,
-        code,
-        details,
-    )
+    assert POLICY.retries_status(status) is retried
+    if retried:  # a 429 is refused before processing; a 5xx may have been applied
+        assert POLICY.status_is_uncertain(status) is uncertain
 
 
-async def test_html_error_page_is_truncated_text() -> None:
-    client, _ = _mock_client(_token_or(httpx.Response(418, text="<html>" + "x" * 5000)))
-    async with client:
-        with pytest.raises(ThredValidationError) as info:
-            await client.request("GET", "businesses/")
-    assert info.value.message.startswith("<html>")
-    assert len(info.value.message) <= 501
+REQUEST = httpx.Request("POST", "https://thred.invalid/v1/platform/businesses/")
 
 
-async def test_non_retryable_5xx_is_transient_without_retry() -> None:
-    calls: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/oauth2/token/"):
-            return httpx.Response(200, json=TOKEN)
-        calls.append(request.url.path)
-        return httpx.Response(501, json={"error": "nope"})
-
-    client, sleeper = _mock_client(handler)
-    async with client:
-        with pytest.raises(ThredTransientError) as info:
-            await client.request("GET", "businesses/")
-    assert calls == ["/v1/platform/businesses/"]
-    assert sleeper.delays == []
-    assert info.value.outcome_uncertain is True
-
-
-async def test_redirect_is_not_followed() -> None:
-    reply = httpx.Response(301, headers={"Location": "https://elsewhere.invalid/"})
-    client, _ = _mock_client(_token_or(reply))
-    async with client:
-        with pytest.raises(ThredError) as info:
-            await client.request("GET", "businesses")
-    assert info.value.status == 301
-
-
-async def test_query_params_are_flattened() -> None:
-    seen: list[httpx.URL] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/oauth2/token/"):
-            return httpx.Response(200, json=TOKEN)
-        seen.append(request.url)
-        return httpx.Response(200, json={})
-
-    client, _ = _mock_client(handler)
-    async with client:
-        await client.request(
-            "GET",
-            "businesses/",
-            params={
-                "is_archived": False,
-                "skip": None,
-                "status": ["open", "paid"],
-                "since": datetime(2025, 1, 1, tzinfo=UTC),
-            },
-        )
-    assert seen[0].params.multi_items() == [
-        ("is_archived", "false"),
-        ("status", "open"),
-        ("status", "paid"),
-        ("since", "2025-01-01T00:00:00Z"),
-    ]
+@pytest.mark.parametrize(
+    ("exc", "retryable", "uncertain"),
+    [
+        (httpx.ConnectError("refused", request=REQUEST), True, False),
+        (httpx.ConnectTimeout("slow", request=REQUEST), True, False),
+        (httpx.PoolTimeout("pool", request=REQUEST), True, False),
+        (httpx.ReadTimeout("read", request=REQUEST), True, True),
+        (httpx.WriteTimeout("write", request=REQUEST), True, True),
+        (httpx.RemoteProtocolError("dropped", request=REQUEST), True, True),
+        (httpx.ReadError("reset", request=REQUEST), True, True),
+        (httpx.UnsupportedProtocol("ftp", request=REQUEST), False, False),
+        (httpx.LocalProtocolError("bad header", request=REQUEST), False, False),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v),
+)
+def test_transport_errors_say_whether_the_request_may_have_arrived(
+    exc: httpx.RequestError, retryable: bool, uncertain: bool
+) -> None:
+    failure = classify_transport_error(exc)
+    assert (failure.retryable, failure.uncertain) == (retryable, uncertain)
+    assert failure.description.startswith(type(exc).__name__)

@@ -108,8 +108,9 @@ async def test_unsendable_request_is_a_record_error_and_nothing_is_sent(
 async def test_non_ascii_payment_syncs_on_the_sandbox(
     sandbox_url: str, harness_factory: Callable[..., Harness]
 ) -> None:
-    client = harness_factory(sandbox_url, partner_id="demo-partner", api_key="sandbox-demo-key")
-    client = client.client
+    client = harness_factory(
+        sandbox_url, partner_id="demo-partner", api_key="sandbox-demo-key"
+    ).client
     business = await client.request(
         "POST",
         "businesses/",
