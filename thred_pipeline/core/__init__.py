@@ -1,1 +1,4 @@
-"""Plain types every floor shares: records, windows, statuses, money. Imports nothing else of the package."""
+"""Plain types every floor shares: records, windows, statuses, money, external ids.
+
+Imports nothing else of the package.
+"""

@@ -32,24 +32,18 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
-from functools import lru_cache
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
 from pydantic import SecretStr
 from sqlalchemy import (
     URL,
     ColumnElement,
     Connection,
-    Date,
-    DateTime,
     Engine,
-    Numeric,
     Select,
     String,
     Table,
-    Text,
     and_,
     cast,
     func,
@@ -57,11 +51,10 @@ from sqlalchemy import (
     not_,
     or_,
     select,
-    type_coerce,
 )
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.types import NullType
 
+from thred_pipeline.core.external_ids import check_external_id
 from thred_pipeline.core.records import (
     UNKNOWN_UPDATED_AT,
     RecordInvalid,
@@ -69,19 +62,18 @@ from thred_pipeline.core.records import (
     TimeWindow,
     utc,
 )
-from thred_pipeline.sync.mappers import check_external_id
 from thred_pipeline.warehouse.db import create_warehouse_engine, is_postgresql, safe_url
+from thred_pipeline.warehouse.rows import lenient_columns, plain_row, read_row, record_problem
 from thred_pipeline.warehouse.schema import businesses
+from thred_pipeline.warehouse.source import ChildTable, SourceTable
 
 __all__ = [
     "ACTIVE_TEXT",
     "DEFAULT_CHUNK_SIZE",
     "IN_BATCH_SIZE",
-    "ChildLike",
-    "EntityLike",
+    "ChildTable",
+    "SourceTable",
     "Warehouse",
-    "lenient_columns",
-    "plain_row",
 ]
 
 DEFAULT_CHUNK_SIZE = 500
@@ -93,31 +85,6 @@ ACTIVE_TEXT = ("1", "true", "t", "yes", "y")
 # PostgreSQL timestamps outside what Python's datetime holds (years 1-9999) sort outside these.
 _PG_FIRST = "'0001-01-01 00:00:00+00'::timestamptz"
 _PG_AFTER_LAST = "'10000-01-01 00:00:00+00'::timestamptz"
-
-
-class ChildLike(Protocol):
-    """What extraction needs from ``entities.Child``."""
-
-    @property
-    def key(self) -> str: ...
-    @property
-    def table(self) -> Table: ...
-    @property
-    def parent_column(self) -> str: ...
-    @property
-    def order_by(self) -> str: ...
-
-
-class EntityLike(Protocol):
-    """What extraction needs from ``entities.EntitySpec`` (kept structural: no import cycle)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def table(self) -> Table: ...
-    @property
-    def children(self) -> Sequence[ChildLike]: ...
-    def external_id(self, source_id: str) -> str: ...
 
 
 class Warehouse:
@@ -147,12 +114,12 @@ class Warehouse:
 
     def iter_changed(
         self,
-        spec: EntityLike,
+        source: SourceTable,
         window: TimeWindow,
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> Generator[list[SourceRecord], None, None]:
-        """Records of ``spec`` changed in ``[window.start, window.end)``, streamed in chunks.
+        """Records of ``source`` changed in ``[window.start, window.end)``, streamed in chunks.
 
         Also every record whose (or whose child row's) ``updated_at`` is NULL or unreadable,
         whatever the window, with a ``problem``. Records of inactive businesses are left out.
@@ -161,10 +128,10 @@ class Warehouse:
         """
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-        table = spec.table
+        table = source.table
         start, end = self._bind_time(window.start), self._bind_time(window.end)
         changed: list[ColumnElement[bool]] = [self._changed(table, start, end)]
-        for child in spec.children:
+        for child in source.children:
             child_table = child.table
             changed.append(
                 table.c.id.in_(
@@ -182,16 +149,16 @@ class Warehouse:
             streaming = {"stream_results": True, "yield_per": chunk_size}
             with conn.execute(stmt, execution_options=streaming) as result:
                 for partition in result.mappings().partitions(chunk_size):
-                    yield self._records(conn, spec, list(partition))
+                    yield self._records(conn, source, list(partition))
 
-    def fetch(self, spec: EntityLike, source_ids: Sequence[str]) -> list[SourceRecord]:
-        """Records of ``spec`` by id, whatever their updated_at (to retry deferred records).
+    def fetch(self, source: SourceTable, source_ids: Sequence[str]) -> list[SourceRecord]:
+        """Records of ``source`` by id, whatever their updated_at (to retry deferred records).
 
         Ids not in the warehouse, or of an inactive business, are absent from the result;
         duplicates are ignored.
         """
         wanted = list(dict.fromkeys(str(source_id) for source_id in source_ids))
-        table = spec.table
+        table = source.table
         found: list[SourceRecord] = []
         with self._read() as conn:
             for batch in _batches(wanted, IN_BATCH_SIZE):
@@ -199,7 +166,7 @@ class Warehouse:
                     table.c.id.in_(batch), self._of_active_business(table)
                 )
                 stmt = self._ordered(query, table)
-                found.extend(self._records(conn, spec, list(conn.execute(stmt).mappings())))
+                found.extend(self._records(conn, source, list(conn.execute(stmt).mappings())))
         found.sort(key=lambda r: (r.business_id, r.updated_at, r.source_id))
         return found
 
@@ -289,18 +256,18 @@ class Warehouse:
         return stmt.order_by(table.c.id)
 
     def _records(
-        self, conn: Connection, spec: EntityLike, raw_rows: Sequence[RowMapping]
+        self, conn: Connection, source: SourceTable, raw_rows: Sequence[RowMapping]
     ) -> list[SourceRecord]:
-        table = spec.table
+        table = source.table
         rows: list[dict[str, Any]] = []
         unreadable: list[list[tuple[str, str]]] = []
         for raw in raw_rows:
-            row, problems = _read_row(raw, table)
+            row, problems = read_row(raw, table)
             rows.append(row)
             unreadable.append(problems)
         ids = [row["id"] for row in rows]
         children: dict[str, dict[Any, list[tuple[dict[str, Any], list[tuple[str, str]]]]]] = {}
-        for child in spec.children:
+        for child in source.children:
             children[child.key] = self._children(conn, child, ids, self.engine)
         owner_column = "business_id" if "business_id" in table.c else "id"
         records: list[SourceRecord] = []
@@ -308,7 +275,7 @@ class Warehouse:
             source_id = str(row["id"])
             found: list[tuple[str, str]] = []
             try:
-                check_external_id(spec.external_id(source_id), "id", source_id=source_id)
+                check_external_id(source.external_id(source_id), "id", source_id=source_id)
             except RecordInvalid as exc:
                 found.append((exc.field_path, exc.message))
             found.extend(problems)
@@ -321,7 +288,7 @@ class Warehouse:
             updated_at = row.get("updated_at")
             records.append(
                 SourceRecord(
-                    entity=spec.name,
+                    entity=source.name,
                     source_id=source_id,
                     business_id=str(row[owner_column]),
                     updated_at=updated_at
@@ -329,14 +296,14 @@ class Warehouse:
                     else UNKNOWN_UPDATED_AT,
                     row=row,
                     children=attached,
-                    problem=_problem(found),
+                    problem=record_problem(found),
                 )
             )
         return records
 
     @staticmethod
     def _children(
-        conn: Connection, child: ChildLike, parent_ids: Sequence[Any], engine: Engine
+        conn: Connection, child: ChildTable, parent_ids: Sequence[Any], engine: Engine
     ) -> dict[Any, list[tuple[dict[str, Any], list[tuple[str, str]]]]]:
         table = child.table
         parent = table.c[child.parent_column]
@@ -348,7 +315,7 @@ class Warehouse:
                 .order_by(parent, table.c[child.order_by], table.c.id)
             )
             for raw in conn.execute(stmt).mappings():
-                plain, problems = _read_row(raw, table)
+                plain, problems = read_row(raw, table)
                 grouped.setdefault(plain[child.parent_column], []).append((plain, problems))
         return grouped
 
@@ -357,139 +324,6 @@ def _is_active() -> ColumnElement[bool]:
     """``businesses.is_active`` is true (bool, 1, or true-like text); NULL is not."""
     text_value = func.lower(func.coalesce(cast(businesses.c.is_active, String), ""))
     return text_value.in_(ACTIVE_TEXT)
-
-
-def _problem(found: Sequence[tuple[str, str]]) -> RecordInvalid | None:
-    """One ``RecordInvalid`` for everything wrong with a record: the first named, others listed."""
-    if not found:
-        return None
-    path, message = found[0]
-    if len(found) > 1:
-        others = ", ".join(p for p, _ in found[1:6]) + (", ..." if len(found) > 6 else "")
-        message = f"{message} (also unreadable: {others})"
-    return RecordInvalid(path, message)
-
-
-_DATE_TYPES = (Date, DateTime)
-_LENIENT_TYPES = (Numeric, Date, DateTime)
-
-
-def lenient_columns(engine: Engine, table: Table) -> list[Any]:
-    """Columns to select, read so that no value can make the driver raise.
-
-    SQLite stores whatever it is given, and SQLAlchemy's typed result processors raise on a
-    quantity of 'three' or a date of '31/12/2026'; PostgreSQL holds timestamps Python cannot
-    ('-infinity', '0001-01-01 BC', year 10000), on which psycopg2's decoding raises (or, for
-    'infinity', silently returns year 9999). So dates and timestamps are read as text on
-    PostgreSQL and raw on SQLite, and numbers raw on SQLite; ``plain_row`` converts them and
-    keeps a value it cannot convert as it is (the record then carries a ``problem``).
-    """
-    if is_postgresql(engine):
-        return [
-            cast(c, Text).label(c.name) if isinstance(c.type, _DATE_TYPES) else c for c in table.c
-        ]
-    return [
-        type_coerce(c, NullType()).label(c.name) if isinstance(c.type, _LENIENT_TYPES) else c
-        for c in table.c
-    ]
-
-
-_UNREADABLE_DATE = "before year 1, after year 9999, infinite, or not a date"
-
-
-def _convert(column_type: Any, value: Any) -> tuple[Any, str | None]:
-    """A raw value converted to its column's Python type, or kept with the reason it cannot be."""
-    if value is None or isinstance(value, bool):
-        return value, None
-    if isinstance(column_type, _DATE_TYPES):
-        day_only = isinstance(column_type, Date) and not isinstance(column_type, DateTime)
-        what = "date" if day_only else "date-time"
-        if isinstance(value, datetime):
-            return _aware(value)
-        if isinstance(value, date):
-            return value, None
-        if isinstance(value, str):
-            text = value.strip()
-            if day_only:
-                try:
-                    return date.fromisoformat(text), None
-                except ValueError:
-                    pass  # perhaps a date-time; the mapper takes its UTC day
-            try:
-                moment = datetime.fromisoformat(text)
-            except ValueError:
-                return value, f"cannot be read as a {what}: {_shown(value)} ({_UNREADABLE_DATE})"
-            return _aware(moment)
-        return value, f"cannot be read as a {what}: {type(value).__name__} {_shown(value)}"
-    if isinstance(column_type, Numeric):
-        if isinstance(value, Decimal):
-            return value, None
-        if isinstance(value, int):
-            return Decimal(value), None
-        if isinstance(value, float):
-            return Decimal(repr(value)), None
-        if isinstance(value, str):
-            try:
-                return Decimal(value.strip()), None
-            except (InvalidOperation, ValueError):
-                return value, f"cannot be read as a number: {_shown(value)}"
-        return value, f"cannot be read as a number: {type(value).__name__} {_shown(value)}"
-    return value, None
-
-
-def _aware(moment: datetime) -> tuple[Any, str | None]:
-    try:
-        return utc(moment), None
-    except (OverflowError, ValueError):
-        return (
-            moment,
-            f"cannot be read as a UTC date-time: {moment.isoformat()} ({_UNREADABLE_DATE})",
-        )
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else f"{text[:77]}..."
-
-
-@lru_cache(maxsize=256)
-def _lenient_types(table: Table) -> dict[str, Any]:
-    """Column name -> type, for the columns ``_convert`` handles (looked up once per table)."""
-    return {c.name: c.type for c in table.c if isinstance(c.type, _LENIENT_TYPES)}
-
-
-def _read_row(row: RowMapping, table: Table) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """``plain_row`` plus what could not be read: (column, reason), ``updated_at`` first."""
-    lenient = _lenient_types(table)
-    out: dict[str, Any] = dict(row)
-    problems: list[tuple[str, str]] = []
-    for name, value in out.items():
-        column_type = lenient.get(name)
-        if column_type is not None:
-            converted, why = _convert(column_type, value)
-            if why is not None:
-                problems.append((name, why))
-            out[name] = converted
-        elif isinstance(value, datetime):
-            out[name] = _aware(value)[0]
-    if "updated_at" in lenient and "updated_at" in out:
-        stamp = [p for p in problems if p[0] == "updated_at"]
-        problems = [p for p in problems if p[0] != "updated_at"]
-        if out["updated_at"] is None:
-            problems.insert(0, ("updated_at", "NULL: cannot tell when it changed"))
-        elif stamp:
-            problems.insert(0, ("updated_at", f"{stamp[0][1]}; cannot tell when it changed"))
-    return out, problems
-
-
-def plain_row(row: RowMapping, table: Table) -> dict[str, Any]:
-    """A row read with ``lenient_columns`` as a plain dict of Python values.
-
-    Datetimes are aware UTC; numbers on SQLite are Decimals; a value that cannot be converted
-    (text in a number or date column, a PostgreSQL timestamp outside years 1-9999) is kept as
-    it is, so whoever reads it can refuse that one row and say why.
-    """
-    return _read_row(row, table)[0]
 
 
 def _batches(values: Sequence[Any], size: int) -> Iterable[list[Any]]:

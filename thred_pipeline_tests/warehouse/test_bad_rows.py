@@ -110,7 +110,7 @@ def test_out_of_range_timestamp_costs_one_record(
     assert [li["id"] for li in bad.children["line_items"]] == ["l2"]
     assert by_id(got)["i3"].row["sent_at"] == at + timedelta(minutes=3)
 
-    fetched = pg_blank.fetch(get("invoices"), ["i2", "i3"])
+    fetched = pg_blank.fetch(get("invoices").source, ["i2", "i3"])
     assert problems(fetched) == {"i2": problems(got)["i2"]}
 
 
@@ -242,7 +242,7 @@ def test_null_updated_at_is_picked_up_by_every_window(blank: Warehouse) -> None:
         assert problems([bad]) == {"c-null": ("updated_at", "NULL: cannot tell when it changed")}
         assert bad.updated_at == UNKNOWN_UPDATED_AT and bad.business_id == "b1"
         assert bad.row["company_name"] == "Company c-null"
-    assert problems(blank.fetch(get("customers"), ["c-null", "c-ok"])) == {
+    assert problems(blank.fetch(get("customers").source, ["c-null", "c-ok"])) == {
         "c-null": ("updated_at", "NULL: cannot tell when it changed")
     }
 
@@ -378,7 +378,7 @@ def test_id_that_cannot_be_a_key_is_yielded_with_a_problem(
     assert fragment in problem.message
     assert got[source_id].updated_at == at, "identity and version are still read"
     assert got["c-ok"].problem is None
-    assert set(by_id(blank.fetch(get("customers"), [source_id]))) == {source_id}
+    assert set(by_id(blank.fetch(get("customers").source, [source_id]))) == {source_id}
 
 
 def test_seeded_rows_have_no_problem(seeded: Warehouse) -> None:
@@ -419,9 +419,9 @@ def test_inactive_businesses_and_their_records_are_not_extracted(blank: Warehous
     assert [r.source_id for r in extract(blank, "businesses", FULL)] == ["b-on"]
     # A record whose business is missing is still extracted: it waits for it, visibly.
     assert sorted(r.source_id for r in extract(blank, "customers", FULL)) == ["c-on", "c-orphan"]
-    fetched = blank.fetch(get("customers"), ["c-on", "c-off", "c-null", "c-orphan"])
+    fetched = blank.fetch(get("customers").source, ["c-on", "c-off", "c-null", "c-orphan"])
     assert sorted(r.source_id for r in fetched) == ["c-on", "c-orphan"]
-    assert [r.source_id for r in blank.fetch(get("businesses"), ["b-off", "b-on"])] == ["b-on"]
+    assert [r.source_id for r in blank.fetch(get("businesses").source, ["b-off", "b-on"])] == ["b-on"]
     row = blank.business("b-off")
     assert row is not None and row["is_active"] is False, "business() reads any business"
 

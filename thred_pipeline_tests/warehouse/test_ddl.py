@@ -64,7 +64,7 @@ def test_applied_ddl_accepts_the_seed_and_extracts(engine_name, request, tmp_pat
             start = datetime.combine(config.start, datetime.min.time(), UTC)
             window = TimeWindow(start, start + timedelta(days=config.days))
             for spec in ENTITIES:
-                got = [r for chunk in warehouse.iter_changed(spec, window) for r in chunk]
+                got = [r for chunk in warehouse.iter_changed(spec.source, window) for r in chunk]
                 assert len(got) == len(data[spec.table.name]), spec.name
         finally:
             engine.dispose()

@@ -31,7 +31,7 @@ FULL = TimeWindow(T0, T0 + timedelta(days=30))
 
 
 def extract(warehouse: Warehouse, name: str, window: TimeWindow, **kw: Any) -> list[SourceRecord]:
-    return [r for chunk in warehouse.iter_changed(get(name), window, **kw) for r in chunk]
+    return [r for chunk in warehouse.iter_changed(get(name).source, window, **kw) for r in chunk]
 
 
 def as_tuples(records: list[SourceRecord]) -> list[tuple[Any, ...]]:
@@ -205,7 +205,7 @@ def test_every_child_table_counts_as_a_change(seeded: Warehouse, default_data: D
 
 
 def test_chunks_cover_every_row_once_in_order(seeded: Warehouse, default_data: Data):
-    chunks = list(seeded.iter_changed(get("invoices"), FULL, chunk_size=7))
+    chunks = list(seeded.iter_changed(get("invoices").source, FULL, chunk_size=7))
     expected_ids = {row["id"] for row in default_data["invoices"]}
     assert len(chunks) == -(-len(expected_ids) // 7)
     assert all(1 <= len(chunk) <= 7 for chunk in chunks)
@@ -257,7 +257,7 @@ def test_extraction_is_lazy_and_loads_children_per_chunk(seeded: Warehouse):
     event.listen(seeded.engine, "before_cursor_execute", record)
     try:
         spec = get("vendor_credits")  # two child tables
-        stream = seeded.iter_changed(spec, FULL, chunk_size=4)
+        stream = seeded.iter_changed(spec.source, FULL, chunk_size=4)
         first = next(stream)
         assert len(first) == 4
         assert len(statements) == 1 + len(spec.children), "one parent query + one per child"
@@ -275,7 +275,7 @@ def test_extraction_is_lazy_and_loads_children_per_chunk(seeded: Warehouse):
 def test_abandoned_iterator_releases_its_connection(seeded: Warehouse):
     pool = seeded.engine.pool
     assert isinstance(pool, QueuePool)
-    stream = seeded.iter_changed(get("invoices"), FULL, chunk_size=5)
+    stream = seeded.iter_changed(get("invoices").source, FULL, chunk_size=5)
     next(stream)
     assert pool.checkedout() >= 1
     stream.close()
@@ -293,7 +293,7 @@ def test_one_extraction_sees_one_snapshot(blank: Warehouse):
         },
         replace=False,
     )
-    stream = blank.iter_changed(get("invoices"), FULL, chunk_size=1)
+    stream = blank.iter_changed(get("invoices").source, FULL, chunk_size=1)
     assert [r.source_id for r in next(stream)] == ["i0"]
     # A concurrent writer adds a line to the last invoice while the extraction is running.
     writer = create_warehouse_engine(blank.engine.url)
@@ -321,7 +321,7 @@ def test_fetch_by_ids(seeded: Warehouse, default_data: Data):
     spec = get("bill_payments")
     wanted = [row["id"] for row in default_data["bill_payments"][::9]]
     ids = [*reversed(wanted), "bp-missing", wanted[0]]
-    got = seeded.fetch(spec, ids)
+    got = seeded.fetch(spec.source, ids)
     assert sorted(r.source_id for r in got) == sorted(wanted)
     keys = [(r.business_id, r.updated_at, r.source_id) for r in got]
     assert keys == sorted(keys)
@@ -330,19 +330,19 @@ def test_fetch_by_ids(seeded: Warehouse, default_data: Data):
         allocations[a["bill_payment_id"]].append(a)
     for r in got:
         assert r.children["allocations"] == sorted(allocations[r.source_id], key=lambda a: a["id"])
-    assert seeded.fetch(spec, []) == []
+    assert seeded.fetch(spec.source, []) == []
 
 
 def test_fetch_batches_large_id_lists(seeded: Warehouse, default_data: Data):
     ids = [row["id"] for row in default_data["invoices"]] * 2  # 720 ids, over one IN batch
-    got = seeded.fetch(get("invoices"), ids)
+    got = seeded.fetch(get("invoices").source, ids)
     assert len(got) == len(default_data["invoices"])
     assert all(r.children["line_items"] for r in got)
 
 
 def test_fetch_matches_iter_changed(seeded: Warehouse):
     streamed = extract(seeded, "vendor_credits", FULL)
-    fetched = seeded.fetch(get("vendor_credits"), [r.source_id for r in streamed])
+    fetched = seeded.fetch(get("vendor_credits").source, [r.source_id for r in streamed])
     assert as_tuples(fetched) == as_tuples(streamed)
 
 
@@ -366,7 +366,7 @@ def test_inactive_businesses_are_left_out_by_default(blank: Warehouse):
 
 def test_chunk_size_must_be_positive(seeded: Warehouse):
     with pytest.raises(ValueError, match="chunk_size"):
-        next(seeded.iter_changed(get("invoices"), FULL, chunk_size=0))
+        next(seeded.iter_changed(get("invoices").source, FULL, chunk_size=0))
 
 
 # -- the two engines agree --------------------------------------------------------------------
@@ -384,7 +384,7 @@ def test_sqlite_and_postgresql_extract_identically(sqlite_seeded: Warehouse, pg_
             pg = extract(pg_seeded, spec.name, window, chunk_size=11)
             assert as_tuples(lite) == as_tuples(pg), (spec.name, window)
         ids = [r.source_id for r in extract(sqlite_seeded, spec.name, FULL)][::5]
-        assert as_tuples(sqlite_seeded.fetch(spec, ids)) == as_tuples(pg_seeded.fetch(spec, ids))
+        assert as_tuples(sqlite_seeded.fetch(spec.source, ids)) == as_tuples(pg_seeded.fetch(spec.source, ids))
     assert sqlite_seeded.business_ids() == pg_seeded.business_ids()
     assert sqlite_seeded.business("biz-01") == pg_seeded.business("biz-01")
 
@@ -429,7 +429,7 @@ def test_read_only_role_can_extract_but_not_write(
                     mine = extract(reader, spec.name, FULL, chunk_size=9)
                     assert as_tuples(mine) == as_tuples(extract(as_owner, spec.name, FULL))
                     ids = [r.source_id for r in mine]
-                    assert len(reader.fetch(spec, ids)) == len(ids)
+                    assert len(reader.fetch(spec.source, ids)) == len(ids)
                 assert reader.business_ids() == ["biz-01"]
 
                 intruder = [business("intruder", created_at=T0)]
