@@ -394,29 +394,9 @@ class PayoutUpsert(Body):
 
 
 # ------------------------------------------------------------------ bills
-class BillCreate(Body):
-    external_id: ExternalId | None = None
-    vendor_id: Id | None = None
-    vendor_external_id: ExternalId | None = None
-    bill_number: Short | None = None
-    vendor_bill_number: Short | None = None
-    purchase_order_number: Short | None = None
-    memo: Text | None = None
-    terms: Code | None = None
-    reference_numbers: Annotated[list[Short], Field(max_length=50)] | None = None
-    attachment_urls: Annotated[list[Text], Field(max_length=50)] | None = None
-    bill_date: DateOrDateTime | None = None
-    received_at: DateOrDateTime | None = None
-    due_at: DateOrDateTime | None = None
-    approved_at: DateOrDateTime | None = None
-    currency: Currency | None = None
-    line_items: LineItems
-    transaction_tags: Tags | None = None
-    metadata: JsonObject | None = None
-    document: JsonObject | None = None
-
-
 class BillUpdate(Body):
+    """A bill update: every field optional (lines, when given, replace the whole set)."""
+
     external_id: ExternalId | None = None
     vendor_id: Id | None = None
     vendor_external_id: ExternalId | None = None
@@ -436,6 +416,12 @@ class BillUpdate(Body):
     transaction_tags: Tags | None = None
     metadata: JsonObject | None = None
     document: JsonObject | None = None
+
+
+class BillCreate(BillUpdate):
+    """A new bill: the update's fields, lines required (pydantic keeps the field order)."""
+
+    line_items: LineItems
 
 
 class BillAllocationIn(Body):
