@@ -39,9 +39,8 @@ from thred_pipeline import entities
 from thred_pipeline.checks import quarantine_result
 from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
 from thred_pipeline.core.records import Status
-from thred_pipeline.ledger import SyncLedger, ledger_table
+from thred_pipeline.ledger import LedgerCode, SyncLedger, ledger_table
 from thred_pipeline.reconcile.reconciler import BooksReconciler
-from thred_pipeline.sync.engine import LOCAL_VALIDATION
 from thred_pipeline.thred.client import ThredClient
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse import schema as wh_schema
@@ -185,7 +184,8 @@ class Expect:
     status: Status
     field: str  # Thred-style path; a key of error_details (rejected) or details.field (deferred)
     reason: str  # a phrase of the message, case-insensitive
-    code: str | None = LOCAL_VALIDATION  # expected error_code; None: whatever Thred answered
+    # expected error_code; None: whatever Thred answered
+    code: str | None = LedgerCode.INVALID_SOURCE_DATA
 
     @property
     def key(self) -> Key:
@@ -786,7 +786,8 @@ def test_orphan_line_item_attaches_to_nothing(readable_world: World) -> None:
     ("value", "code"),
     [
         ("three", UNREADABLE),  # text: extraction cannot read it as a number
-        ("NaN", LOCAL_VALIDATION),  # a number, but not a quantity: the mapper refuses it
+        # a number, but not a quantity: the mapper refuses it
+        ("NaN", LedgerCode.INVALID_SOURCE_DATA),
     ],
 )
 def test_quantity_stored_as_text_is_rejected_not_fatal(world: World, value: str, code: str) -> None:

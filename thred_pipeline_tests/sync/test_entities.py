@@ -19,8 +19,8 @@ import pytest
 from thred_pipeline import entities
 from thred_pipeline.core.records import Status
 from thred_pipeline.entities import ChangePolicy
-from thred_pipeline.ledger import LedgerRow
-from thred_pipeline.sync.engine import LOCAL_VALIDATION, EntityRunResult
+from thred_pipeline.ledger import LedgerCode, LedgerRow
+from thred_pipeline.sync.outcomes import EntityRunResult
 from thred_pipeline_tests.sync.conftest import (
     BACKENDS,
     COLLECTION,
@@ -385,7 +385,7 @@ def test_validation_failure_is_quarantined_with_the_reason(
     assert statuses(env, entity) == {"rejected": 1, "synced": rows - 1}
     row = env.ledger.get(entity, corruption.source_id)
     assert row is not None and row.status is Status.REJECTED
-    assert row.error_code == LOCAL_VALIDATION
+    assert row.error_code == LedgerCode.INVALID_SOURCE_DATA
     assert row.thred_id is None
     assert row.error_details is not None and list(row.error_details) == [corruption.field]
     reason = row.error_details[corruption.field][0]
@@ -394,7 +394,7 @@ def test_validation_failure_is_quarantined_with_the_reason(
         f"{entities.get(entity).label} {corruption.source_id}: {corruption.field}: {reason}"
     )
     sample = first[entity].samples["rejected"][0]
-    assert sample["field"] == corruption.field and sample["code"] == LOCAL_VALIDATION
+    assert sample["field"] == corruption.field and sample["code"] == LedgerCode.INVALID_SOURCE_DATA
     # Quarantined rows cost nothing while unchanged.
     assert second[entity].counts["rejected"] == 1 and second[entity].api_writes == 0
     assert env.counts().get(COLLECTION[entity], 0) == rows - 1

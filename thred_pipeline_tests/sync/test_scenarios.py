@@ -23,13 +23,8 @@ from thred_devtools.seed import SeedConfig, generate
 
 from thred_pipeline import entities
 from thred_pipeline.core.records import Status, TimeWindow
-from thred_pipeline.sync.engine import (
-    INTERNAL_ERROR,
-    TERMINAL_WAITING,
-    UNREADABLE_SOURCE_ROW,
-    SyncEngine,
-    SyncOptions,
-)
+from thred_pipeline.ledger import LedgerCode
+from thred_pipeline.sync.engine import SyncEngine, SyncOptions
 from thred_pipeline.thred.client import ThredClient, ThredResponse
 from thred_pipeline.thred.errors import ThredConfigError, ThredTransientError
 from thred_pipeline.thred.settings import ThredSettings
@@ -237,7 +232,7 @@ def test_a_waiting_archive_is_applied_when_its_last_document_lands_a_day_later(
 
     waiting = row(env, "customers", PAID_CUSTOMER)
     assert waiting.status is Status.SYNCED and not waiting.terminal_done
-    assert waiting.error_code == TERMINAL_WAITING
+    assert waiting.error_code == LedgerCode.TERMINAL_WAITING
     assert f"invoice payment {ITS_PAYMENT}" in (waiting.error_message or "")
     assert env.ledger.get("invoice_payments", ITS_PAYMENT) is None  # not extracted yet
 
@@ -492,7 +487,7 @@ def test_a_local_exception_quarantines_only_its_record(scenario: SyncEnv) -> Non
     results = sync_all(env, factory=exploding(broken))
 
     invoice = row(env, "invoices", "inv-01-00003")
-    assert invoice.status is Status.REJECTED and invoice.error_code == INTERNAL_ERROR
+    assert invoice.status is Status.REJECTED and invoice.error_code == LedgerCode.INTERNAL_ERROR
     assert "inv-01-00003" in (invoice.error_message or "")
     assert "RuntimeError" in (invoice.error_message or "")
     assert results["invoices"].counts["created"] == env.warehouse_count(wh.invoices) - 1
@@ -522,7 +517,7 @@ def test_an_unreadable_row_is_quarantined_alone(scenario: SyncEnv) -> None:
     sync_all(env)
 
     bad = row(env, "invoice_payments", "pay-01-00010")
-    assert bad.status is Status.REJECTED and bad.error_code == UNREADABLE_SOURCE_ROW
+    assert bad.status is Status.REJECTED and bad.error_code == LedgerCode.UNREADABLE_SOURCE_ROW
     assert bad.error_message is not None and bad.error_message.startswith(
         "invoice payment pay-01-00010: updated_at: "
     )
@@ -582,7 +577,7 @@ def test_a_mapper_bug_quarantines_only_its_record(scenario: SyncEnv) -> None:
     result = engine.sync_entity(dataclasses.replace(spec, mapper=buggy), WINDOW)
 
     bad = row(env, "refunds", "ref-01-0003")
-    assert bad.status is Status.REJECTED and bad.error_code == INTERNAL_ERROR
+    assert bad.status is Status.REJECTED and bad.error_code == LedgerCode.INTERNAL_ERROR
     assert bad.error_message == "refund ref-01-0003: KeyError: 'amount'"
     assert result.counts["rejected"] == 1 and result.counts["unchanged"] == 2
     assert env.statuses("refunds") == {"rejected": 1, "synced": 2}

@@ -1,0 +1,110 @@
+"""What one ``sync_entity`` call and each of its records carry through plan and act."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from thred_pipeline.core.records import Mapped, SourceRecord, TaxCode
+from thred_pipeline.entities import EntitySpec
+from thred_pipeline.sync.outcomes import EntityRunResult, Outcome
+from thred_pipeline.sync.planner import Rule
+from thred_pipeline.thred.client import ThredClient
+
+
+def rule_of(spec: EntitySpec) -> Rule:
+    return Rule(
+        label=spec.label,
+        change_policy=spec.change_policy,
+        terminal=spec.terminal.name if spec.terminal else None,
+    )
+
+
+class BusinessState:
+    """Per-business facts looked up once per run: Thred id, currency, tax codes, accounts."""
+
+    def __init__(self, business_id: str) -> None:
+        self.business_id = business_id
+        self.thred_id: str | None = None
+        self.base_currency = ""
+        self.tax_codes: dict[str, TaxCode] | None = None
+        self.account_ids: dict[str, str] | None = None
+        self.paused: str | None = None
+        self.semaphore: asyncio.Semaphore | None = None
+
+    def has_reference_data(self) -> bool:
+        return self.tax_codes is not None and self.account_ids is not None
+
+
+@dataclass
+class Listing:
+    """One list of Thred objects, read once per run to adopt objects after 409s."""
+
+    items: list[dict[str, Any]]
+    by_external_id: dict[str, dict[str, Any]]
+    built_at: float  # time.monotonic()
+
+    @property
+    def carries_external_ids(self) -> bool:
+        return any("external_id" in item for item in self.items)
+
+
+@dataclass
+class Run:
+    """One ``sync_entity`` call: what its records share."""
+
+    spec: EntitySpec
+    client: ThredClient
+    result: EntityRunResult
+    full_refresh: bool = False
+    businesses: dict[str, BusinessState] = field(default_factory=dict)
+    resend: frozenset[str] = frozenset()  # refused records re-sent: upstream changed since
+    listings: dict[str, Listing] = field(default_factory=dict)
+    listing_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+
+@dataclass
+class Job:
+    """One record on its way through plan and act, with everything its steps share."""
+
+    run: Run
+    spec: EntitySpec
+    record: SourceRecord
+    state: BusinessState
+    result: EntityRunResult
+    version: datetime
+    mapped: Mapped | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+    digest: str = ""
+    wants_terminal: bool = False
+    resend: bool = False  # refused earlier; re-sent because an upstream record changed
+    blockers: tuple[str, ...] = ()  # dependants a terminal action waits for
+
+    @property
+    def client(self) -> ThredClient:
+        return self.run.client
+
+    @property
+    def source_id(self) -> str:
+        return self.record.source_id
+
+    @property
+    def business_id(self) -> str:
+        return self.record.business_id
+
+    @property
+    def external_id(self) -> str:
+        return self.spec.external_id(self.record.source_id)
+
+    @property
+    def name(self) -> str:
+        """How messages name the record: "invoice inv-1"."""
+        return f"{self.spec.label} {self.record.source_id}"
+
+    def sample(self, **extra: Any) -> dict[str, Any]:
+        return {"source_id": self.source_id, "external_id": self.external_id, **extra}
+
+    def count(self, outcome: Outcome, sample: dict[str, Any] | None = None) -> None:
+        self.result.add(self.business_id, outcome, sample)
