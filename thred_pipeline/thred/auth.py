@@ -100,6 +100,7 @@ class Tokens:
         self._redactor = redactor
         self._stats = stats
         self.cache = TokenCache(self._fetch, clock=clock, margin_s=settings.token_refresh_margin_s)
+        self._auths: dict[TokenKey, ThredAuth] = {}
         self._partner = self.auth(None)
         self._basic = httpx.BasicAuth(settings.partner_id, settings.api_key.get_secret_value())
 
@@ -107,7 +108,11 @@ class Tokens:
         return f"Tokens({self.cache!r})"
 
     def auth(self, scope: TokenKey) -> ThredAuth:
-        return ThredAuth(self.cache, scope, on_renewal=self._count_renewal)
+        """The flow for ``scope``; it keeps no state between requests, so one per scope."""
+        auth = self._auths.get(scope)
+        if auth is None:
+            auth = self._auths[scope] = ThredAuth(self.cache, scope, on_renewal=self._count_renewal)
+        return auth
 
     def _count_renewal(self) -> None:
         self._stats.token_renewals_after_401 += 1
