@@ -1,9 +1,10 @@
 """One tax-tolerance rule: a line the client's mapper accepts is a line the sandbox accepts.
 
-The rule (thred_pipeline.sync.money, docs/thred-contract.md): an explicit tax amount is
+The rule (thred_pipeline.core.money, docs/thred-contract.md): an explicit tax amount is
 accepted within ±1 cent of the *rounded* ``net x rate``. The property test runs the real
-mapper (``map_invoice``) and the sandbox's real line validation (``lines.build_lines``, in
-process) on the same rows; the HTTP test shows the worked example on a running sandbox.
+mapper (the invoices entity's ``mapper``) and the sandbox's real line validation
+(``lines.build_lines``, in process) on the same rows; the HTTP test shows the worked
+example on a running sandbox.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from thred_devtools.sandbox.lines import build_lines
 from thred_devtools.sandbox.models import BusinessCreate, LineItemIn
 from thred_devtools.sandbox.state import Sandbox
 
+from thred_pipeline import entities
 from thred_pipeline.core.money import tax_cents
 from thred_pipeline.core.records import MapContext, RecordInvalid, SourceRecord, TaxCode
-from thred_pipeline.sync.mappers import map_invoice
 
 from .conftest import Biz
 
@@ -108,7 +109,7 @@ class Local:
             children={"line_items": [line]},
         )
         try:
-            mapped = map_invoice(record, self.contexts[country])
+            mapped = entities.get("invoices").mapper(record, self.contexts[country])
         except RecordInvalid as exc:
             assert exc.field_path == AMOUNT_PATH, exc  # refused for the tax amount only
             return False
