@@ -14,10 +14,7 @@ from thred_pipeline.entities import thred_values as tv
 from thred_pipeline.entities.documents import (
     account_ref,
     checked_allocations,
-    line_external_id,
-    line_taxes,
-    priced_line,
-    quantity_text,
+    document_lines,
     resolve_allocations,
 )
 from thred_pipeline.entities.mapping import (
@@ -122,29 +119,7 @@ def map_bill(record: SourceRecord, ctx: MapContext, parents: Parents) -> Mapped:
     currency = currency_code(row.get("currency"), "currency", ctx)
     memo = text_field(row.get("memo"), "memo", multiline=True)
 
-    lines = child_rows(record, "line_items")
-    if not lines:
-        raise RecordInvalid("line_items", "a bill needs at least one line item; none found")
-    line_items: list[dict[str, Any]] = []
-    total = 0
-    for index, line in enumerate(lines):
-        path = f"line_items[{index}]"
-        item: dict[str, Any] = {"external_id": line_external_id(line, path)}
-        put(
-            item,
-            "description",
-            text_field(line.get("description"), f"{path}.description", multiline=True),
-        )
-        quantity, unit_price, net = priced_line(line, path)
-        item["quantity"] = quantity_text(quantity)
-        item["unit_price"] = unit_price
-        item["account_identifier"] = account_ref(
-            line.get("expense_account_code"), ctx, f"{path}.account_identifier"
-        )
-        tax_fields, tax = line_taxes(line, path, net, ctx)
-        item.update(tax_fields)
-        line_items.append(item)
-        total += net + tax
+    line_items, total = document_lines(record, ctx, "expense_account_code", noun="a bill")
 
     body: dict[str, Any] = {"vendor_id": parents.thred_id(VENDOR, vendor, "vendor_id")}
     body["bill_number"] = bill_number

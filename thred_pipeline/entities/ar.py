@@ -14,12 +14,8 @@ from thred_pipeline.core.money import to_cents
 from thred_pipeline.core.records import MapContext, Mapped, RecordInvalid, SourceRecord
 from thred_pipeline.entities import thred_values as tv
 from thred_pipeline.entities.documents import (
-    account_ref,
     checked_allocations,
-    line_external_id,
-    line_taxes,
-    priced_line,
-    quantity_text,
+    document_lines,
     resolve_allocations,
 )
 from thred_pipeline.entities.mapping import (
@@ -136,10 +132,9 @@ def map_invoice(record: SourceRecord, ctx: MapContext, parents: Parents) -> Mapp
     memo = text_field(row.get("memo"), "memo", multiline=True)
     additional_discount = cents_or_zero(row.get("additional_discount_cents"), "additional_discount")
 
-    lines = child_rows(record, "line_items")
-    if not lines:
-        raise RecordInvalid("line_items", "an invoice needs at least one line item; none found")
-    line_items, total = _invoice_lines(lines, ctx, exempt)
+    line_items, total = document_lines(
+        record, ctx, "revenue_account_code", noun="an invoice", sales=True, exempt_customer=exempt
+    )
     if additional_discount > total:
         raise RecordInvalid(
             "additional_discount",
@@ -155,43 +150,6 @@ def map_invoice(record: SourceRecord, ctx: MapContext, parents: Parents) -> Mapp
     body["additional_discount"] = additional_discount
     body["line_items"] = line_items
     return Mapped(body=body, amount_cents=total - additional_discount)
-
-
-def _invoice_lines(
-    lines: list[dict[str, Any]], ctx: MapContext, exempt: str | None
-) -> tuple[list[dict[str, Any]], int]:
-    """The invoice's line items as Thred takes them, and their total with tax."""
-    line_items: list[dict[str, Any]] = []
-    total = 0
-    for index, line in enumerate(lines):
-        path = f"line_items[{index}]"
-        item: dict[str, Any] = {"external_id": line_external_id(line, path)}
-        put(
-            item,
-            "description",
-            text_field(line.get("description"), f"{path}.description", multiline=True),
-        )
-        put(item, "product", text_field(line.get("product"), f"{path}.product"))
-        quantity, unit_price, gross = priced_line(line, path)
-        discount = cents_or_zero(line.get("discount_cents"), f"{path}.discount_amount")
-        if discount > gross:
-            raise RecordInvalid(
-                f"{path}.discount_amount",
-                f"discount {discount} is more than the line amount {gross} "
-                f"(quantity {quantity_text(quantity)} x unit price {unit_price})",
-            )
-        net = gross - discount
-        item["quantity"] = quantity_text(quantity)
-        item["unit_price"] = unit_price
-        item["discount_amount"] = discount
-        item["account_identifier"] = account_ref(
-            line.get("revenue_account_code"), ctx, f"{path}.account_identifier"
-        )
-        tax_fields, tax = line_taxes(line, path, net, ctx, exempt_customer=exempt)
-        item.update(tax_fields)
-        line_items.append(item)
-        total += net + tax
-    return line_items, total
 
 
 INVOICES = EntitySpec(

@@ -18,8 +18,16 @@ from thred_pipeline.core.money import (
     to_cents,
     to_quantity,
 )
-from thred_pipeline.core.records import MapContext, RecordInvalid
-from thred_pipeline.entities.mapping import blank, required_text, source_ref, text_field
+from thred_pipeline.core.records import MapContext, RecordInvalid, SourceRecord
+from thred_pipeline.entities.mapping import (
+    blank,
+    cents_or_zero,
+    child_rows,
+    put,
+    required_text,
+    source_ref,
+    text_field,
+)
 from thred_pipeline.entities.spec import Parents, Ref
 
 
@@ -41,6 +49,62 @@ def quantity_text(quantity: Decimal) -> str:
 
 
 # --- Shared line and allocation handling ------------------------------------------------------
+
+
+def document_lines(
+    record: SourceRecord,
+    ctx: MapContext,
+    account_column: str,
+    *,
+    noun: str,
+    sales: bool = False,
+    exempt_customer: str | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """An invoice's or a bill's line items as Thred takes them, and their total with tax.
+
+    ``sales`` lines (invoices) also carry a product and a discount; ``noun`` names the document
+    in the message when it has no line ("an invoice").
+    """
+    lines = child_rows(record, "line_items")
+    if not lines:
+        raise RecordInvalid("line_items", f"{noun} needs at least one line item; none found")
+    items: list[dict[str, Any]] = []
+    total = 0
+    for index, line in enumerate(lines):
+        path = f"line_items[{index}]"
+        item: dict[str, Any] = {"external_id": line_external_id(line, path)}
+        description = text_field(line.get("description"), f"{path}.description", multiline=True)
+        put(item, "description", description)
+        if sales:
+            put(item, "product", text_field(line.get("product"), f"{path}.product"))
+        quantity, unit_price, gross = priced_line(line, path)
+        discount = _line_discount(line, path, quantity, unit_price, gross) if sales else None
+        item["quantity"] = quantity_text(quantity)
+        item["unit_price"] = unit_price
+        if discount is not None:
+            item["discount_amount"] = discount
+        net = gross - (discount or 0)
+        item["account_identifier"] = account_ref(
+            line.get(account_column), ctx, f"{path}.account_identifier"
+        )
+        tax_fields, tax = line_taxes(line, path, net, ctx, exempt_customer=exempt_customer)
+        item.update(tax_fields)
+        items.append(item)
+        total += net + tax
+    return items, total
+
+
+def _line_discount(
+    line: Mapping[str, Any], path: str, quantity: Decimal, unit_price: int, gross: int
+) -> int:
+    discount = cents_or_zero(line.get("discount_cents"), f"{path}.discount_amount")
+    if discount > gross:
+        raise RecordInvalid(
+            f"{path}.discount_amount",
+            f"discount {discount} is more than the line amount {gross} "
+            f"(quantity {quantity_text(quantity)} x unit price {unit_price})",
+        )
+    return discount
 
 
 def line_taxes(
