@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from thred_pipeline import entities
 from thred_pipeline.core.records import (
     MapContext,
     Mapped,
@@ -20,7 +21,6 @@ from thred_pipeline.core.records import (
     SourceRecord,
     TaxCode,
 )
-from thred_pipeline import entities
 from thred_pipeline.entities import mapping
 
 Mapper = Callable[[SourceRecord, MapContext], Mapped]

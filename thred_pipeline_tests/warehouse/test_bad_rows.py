@@ -421,7 +421,9 @@ def test_inactive_businesses_and_their_records_are_not_extracted(blank: Warehous
     assert sorted(r.source_id for r in extract(blank, "customers", FULL)) == ["c-on", "c-orphan"]
     fetched = blank.fetch(get("customers").source, ["c-on", "c-off", "c-null", "c-orphan"])
     assert sorted(r.source_id for r in fetched) == ["c-on", "c-orphan"]
-    assert [r.source_id for r in blank.fetch(get("businesses").source, ["b-off", "b-on"])] == ["b-on"]
+    assert [r.source_id for r in blank.fetch(get("businesses").source, ["b-off", "b-on"])] == [
+        "b-on"
+    ]
     row = blank.business("b-off")
     assert row is not None and row["is_active"] is False, "business() reads any business"
 

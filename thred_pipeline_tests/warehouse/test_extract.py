@@ -384,7 +384,9 @@ def test_sqlite_and_postgresql_extract_identically(sqlite_seeded: Warehouse, pg_
             pg = extract(pg_seeded, spec.name, window, chunk_size=11)
             assert as_tuples(lite) == as_tuples(pg), (spec.name, window)
         ids = [r.source_id for r in extract(sqlite_seeded, spec.name, FULL)][::5]
-        assert as_tuples(sqlite_seeded.fetch(spec.source, ids)) == as_tuples(pg_seeded.fetch(spec.source, ids))
+        assert as_tuples(sqlite_seeded.fetch(spec.source, ids)) == as_tuples(
+            pg_seeded.fetch(spec.source, ids)
+        )
     assert sqlite_seeded.business_ids() == pg_seeded.business_ids()
     assert sqlite_seeded.business("biz-01") == pg_seeded.business("biz-01")
 
