@@ -71,8 +71,6 @@ __all__ = [
     "ACTIVE_TEXT",
     "DEFAULT_CHUNK_SIZE",
     "IN_BATCH_SIZE",
-    "ChildTable",
-    "SourceTable",
     "Warehouse",
 ]
 
