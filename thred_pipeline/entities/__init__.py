@@ -26,16 +26,12 @@ from thred_pipeline.entities.spec import (
 )
 from thred_pipeline.warehouse.source import ChildTable, SourceTable
 
-# The name reconcile/ used before child tables moved to warehouse/source.py.
-Child = ChildTable
-
 __all__ = [
     "BALANCES",
     "BY_NAME",
     "ENTITIES",
     "Balances",
     "ChangePolicy",
-    "Child",
     "ChildTable",
     "Compared",
     "EntitySpec",
