@@ -293,6 +293,9 @@ VENDOR_CREDITS = EntitySpec(
     ),
 )
 
+# This module's objects, in Thred's order (the registry concatenates the areas).
+DECLARED = (VENDORS, BILLS, BILL_PAYMENTS, VENDOR_CREDITS)
+
 # What is owed to vendors: bills less the payments and credits allocated to them (ap_balances).
 AP = Balances(
     "ap",

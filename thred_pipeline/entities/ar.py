@@ -252,6 +252,9 @@ INVOICE_PAYMENTS = EntitySpec(
 )
 
 
+# This module's objects, in Thred's order (the registry concatenates the areas).
+DECLARED = (CUSTOMERS, INVOICES, INVOICE_PAYMENTS)
+
 # What customers owe: invoices less the payments allocated to them (AR aging, ar_balances).
 AR = Balances(
     "ar",

@@ -248,3 +248,6 @@ PAYOUTS = EntitySpec(
         headline=Measure.PAID_OUT_AMOUNT_CENTS,
     ),
 )
+
+# This module's objects, in Thred's order (the registry concatenates the areas).
+DECLARED = (REFUNDS, REFUND_PAYMENTS, PAYOUTS)

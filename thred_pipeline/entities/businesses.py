@@ -109,3 +109,6 @@ BUSINESS = EntitySpec(
         },
     ),
 )
+
+# This module's objects, in Thred's order (the registry concatenates the areas).
+DECLARED = (BUSINESS,)

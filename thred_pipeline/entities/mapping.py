@@ -7,6 +7,8 @@ act on instead of costing an API round trip and an opaque 400. Conventions:
 - Bodies use the API-reference form (``unit_price``, ``account_identifier``,
   ``base_currency``, ISO date-times with ``Z``, ``YYYY-MM-DD`` dates); see
   docs/thred-api.md section 6 for the aliases we deliberately do not send.
+- The top-level ``external_id`` is added by the engine from the entity's stable prefix;
+  line items carry ``external_id = "line-<source id>"`` (``documents.line_external_id``).
 - Optional values that are None or blank are omitted (``put``), never sent as null or "".
 - Strings pass through unchanged (accents, CJK, emoji); control characters are refused, except
   newline and tab in free-text fields (memos, refund reasons, line descriptions, addresses).
