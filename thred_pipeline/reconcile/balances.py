@@ -13,14 +13,19 @@ import pandas as pd
 
 from thred_pipeline import entities
 from thred_pipeline.core.records import Status
+from thred_pipeline.entities import Balances
+from thred_pipeline.entities.thred_values import money
 from thred_pipeline.ledger.codes import LedgerCode
 from thred_pipeline.reconcile import thred_side
 from thred_pipeline.reconcile.explain import explain
 from thred_pipeline.reconcile.findings import Cause, CheckReport, SeverityPolicy, finish_check
-from thred_pipeline.reconcile.parties import PartyComparison, PartyKey, expected_open
+from thred_pipeline.reconcile.parties import (
+    PartyComparison,
+    PartyKey,
+    expected_open,
+    money_entities,
+)
 from thred_pipeline.reconcile.reading import BUSINESSES, LedgerView, Pairs
-from thred_pipeline.reconcile.rules import Balances
-from thred_pipeline.reconcile.thred_values import money
 from thred_pipeline.reconcile.warehouse_side import WarehouseBooks
 
 UNSETTLED_COLUMNS = ["entity", "business_id", "source_id", "party_id", "cause", "explanation"]
@@ -106,7 +111,7 @@ def _unsettled(side: Balances, read: BooksRead) -> pd.DataFrame:
     version: they explain a balance difference even when their own documented fields match
     (e.g. an invoice update whose outcome is uncertain changes only the total)."""
     rows = []
-    for entity in side.entities:
+    for entity in money_entities(side):
         ledger = read.ledger.rows[entity]
         columns = ["source_id", "business_id", side.party_column, "version"]
         for source_id, business_id, party, version in read.frames[entity][columns].itertuples(

@@ -15,12 +15,11 @@ import pandas as pd
 
 from thred_pipeline import entities
 from thred_pipeline.core.records import Status
-from thred_pipeline.entities import EntitySpec
+from thred_pipeline.entities import Compared, EntitySpec
+from thred_pipeline.entities.thred_values import Unreadable
 from thred_pipeline.ledger import LedgerRow
 from thred_pipeline.reconcile.explain import explain
 from thred_pipeline.reconcile.findings import Cause, Kind, Where, difference, plain, whole
-from thred_pipeline.reconcile.rules import Compared, rule
-from thred_pipeline.reconcile.thred_values import Unreadable
 
 RULES = entities.BY_NAME  # checks.py's names and labels, until it reads the registry itself
 
@@ -38,7 +37,7 @@ class RecordComparison:
         check: str,
     ) -> None:
         self.spec = spec
-        self.rule = rule(spec)
+        self.rule = spec.reconcile
         self.expected = expected
         self.thred = thred
         self.ledger = ledger
@@ -138,7 +137,7 @@ class RecordComparison:
             if got == want and not isinstance(got, Unreadable) and want is not None:
                 continue
             money, record_money = _at_stake(compared, want, got, record_money)
-            unreachable = self.rule.warehouse_only.get(compared.column)
+            unreachable = self.rule.warehouse_only.get(compared.measure)
             if _is_different(want, got) and unreachable is not None and want == unreachable:
                 self.warehouse_only.setdefault(compared.column, []).append(row["source_id"])
                 continue

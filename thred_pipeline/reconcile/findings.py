@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from thred_pipeline.reconcile.thred_values import Unreadable
+from thred_pipeline.entities.thred_values import Unreadable
 
 
 class Kind(StrEnum):
@@ -110,7 +110,7 @@ def difference(
         "external_id": where.external_id,
         "thred_id": where.thred_id,
         "kind": kind.value,
-        "field": field,
+        "field": None if field is None else str(field),  # a Measure as its column name
         "expected": _shown(expected),
         "thred": _shown(thred),
         "money_cents": abs(money),

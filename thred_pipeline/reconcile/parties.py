@@ -13,9 +13,9 @@ from typing import Any
 import pandas as pd
 
 from thred_pipeline import entities
+from thred_pipeline.entities import Balances
+from thred_pipeline.entities.thred_values import Unreadable
 from thred_pipeline.reconcile.findings import Cause, Kind, Where, difference, plain, whole
-from thred_pipeline.reconcile.rules import Balances
-from thred_pipeline.reconcile.thred_values import Unreadable
 
 PartyKey = tuple[str, str]  # (business source id, party source id)
 
@@ -34,6 +34,11 @@ def expected_open(
     balance = owed.sub(paid, fill_value=0)
     frame = balance.rename("expected").reset_index()
     return frame.rename(columns={side.party_column: "party_id"})
+
+
+def money_entities(side: Balances) -> tuple[str, ...]:
+    """The entities whose records carry this side's money: documents and settlements."""
+    return (side.document, *(s.entity for s in side.settlements))
 
 
 class PartyComparison:
@@ -139,7 +144,9 @@ class PartyComparison:
 def _explanations(side: Balances, differences: pd.DataFrame) -> dict[PartyKey, tuple[Cause, str]]:
     """Per party: the record differences (documents, settlements) that account for it."""
     relevant = (
-        differences[differences["entity"].isin(side.entities) & differences["party_id"].notna()]
+        differences[
+            differences["entity"].isin(money_entities(side)) & differences["party_id"].notna()
+        ]
         if "party_id" in differences.columns
         else differences.iloc[0:0]
     )
@@ -161,7 +168,7 @@ def _explanations(side: Balances, differences: pd.DataFrame) -> dict[PartyKey, t
 def parties_of(frames: Mapping[str, pd.DataFrame], side: Balances) -> dict[tuple[str, str], str]:
     """(entity, source id) -> the party (customer/vendor) the record's money belongs to."""
     out: dict[tuple[str, str], str] = {}
-    for entity in side.entities:
+    for entity in money_entities(side):
         frame = frames.get(entity)
         if frame is None or side.party_column not in frame.columns:
             continue

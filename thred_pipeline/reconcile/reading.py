@@ -16,16 +16,15 @@ from thred_pipeline import entities
 from thred_pipeline.entities import EntitySpec
 from thred_pipeline.ledger import LedgerRow, SyncLedger
 from thred_pipeline.reconcile import thred_side
-from thred_pipeline.reconcile.rules import BALANCES, rule
 from thred_pipeline.thred.client import ThredClient
 from thred_pipeline.thred.errors import ThredAuthError
 
 T = TypeVar("T")
 Pairs = list[tuple[str, Mapping[str, Any]]]  # (warehouse business id, Thred item)
 THRED_COLUMNS = ("business_id", "thred_id", "external_id", "source_id")
-# The records every other record belongs to (listed under the partner, not a business).
-BUSINESSES = next(spec for spec in entities.ENTITIES if spec.partner_scoped)
-IN_BUSINESS = tuple(spec for spec in entities.ENTITIES if not spec.partner_scoped)
+# The records every other record belongs to.
+BUSINESSES = entities.business_root()
+IN_BUSINESS = tuple(spec for spec in entities.ENTITIES if not spec.is_business_root)
 
 
 class LedgerView:
@@ -48,7 +47,7 @@ def thred_frame(
     spec: EntitySpec, items: Iterable[tuple[str, Mapping[str, Any]]], ledger: LedgerView
 ) -> pd.DataFrame:
     """Thred items of one entity as rows with the compared columns; (business, item) pairs."""
-    values = rule(spec).thred_values
+    values = spec.reconcile.thred_values
     own = ledger.refs.get(spec.name, {})
     rows = []
     for business_id, item in items:
@@ -63,7 +62,7 @@ def thred_frame(
             }
         )
     frame = pd.DataFrame(rows)
-    for column in (*THRED_COLUMNS, *(c.column for c in rule(spec).columns)):
+    for column in (*THRED_COLUMNS, *(c.column for c in spec.reconcile.columns)):
         if column not in frame.columns:
             frame[column] = None
     return frame.astype(object)
@@ -102,7 +101,7 @@ class ThredReader:
         items = await thred_side.list_items(
             self.client, thred_business, spec, parent_ids=parent_ids
         )
-        if rule(spec).unlisted_by_detail:
+        if spec.reconcile.unlisted_by_detail:
             items += await self._unlisted(spec, business_id, thred_business, items, in_scope)
         return items
 
@@ -138,7 +137,7 @@ class ThredReader:
             side.name: await thred_side.read_aging(
                 self.client, thred_business, side.name, entities.get(side.party).label
             )
-            for side in BALANCES
+            for side in entities.BALANCES
         }
         return items, aging
 

@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,7 +47,6 @@ from thred_pipeline.reconcile.reading import (
     thred_frame,
 )
 from thred_pipeline.reconcile.report import BooksReport
-from thred_pipeline.reconcile.rules import BALANCES
 from thred_pipeline.reconcile.warehouse_side import WarehouseBooks
 from thred_pipeline.thred.client import ThredClient
 from thred_pipeline.thred.settings import ThredSettings
@@ -55,21 +55,18 @@ from thred_pipeline.warehouse.extract import Warehouse
 WINDOW_POLICY = SeverityPolicy()  # explained differences WARN: one bad row never blocks others
 
 
+@dataclass(frozen=True)
 class _Base:
-    def __init__(
-        self,
-        warehouse: Warehouse,
-        ledger: SyncLedger,
-        thred_settings: ThredSettings,
-        *,
-        policy: SeverityPolicy | None = None,
-        client_factory: Callable[[ThredSettings], ThredClient] | None = None,
-    ) -> None:
-        self.warehouse = warehouse
-        self.ledger = ledger
-        self.thred_settings = thred_settings
-        self.policy = policy or SeverityPolicy()
-        self._client_factory = client_factory or ThredClient
+    warehouse: Warehouse
+    ledger: SyncLedger
+    thred_settings: ThredSettings
+    _: KW_ONLY
+    policy: SeverityPolicy | None = None  # None: SeverityPolicy()
+    client_factory: Callable[[ThredSettings], ThredClient] = ThredClient
+
+    @property
+    def grading(self) -> SeverityPolicy:
+        return self.policy or SeverityPolicy()
 
 
 class WindowReconciler(_Base):
@@ -87,7 +84,7 @@ class WindowReconciler(_Base):
         )
         expected = expected[in_window].reset_index(drop=True)
         not_read: dict[str, str] = {}
-        async with self._client_factory(self.thred_settings) as client:
+        async with self.client_factory(self.thred_settings) as client:
             reader = ThredReader(client, ledger, not_read)
             pairs = await self._read(reader, spec, expected)
             requests = int(client.stats.requests)
@@ -153,10 +150,10 @@ class BooksReconciler(_Base):
             check, rows = self._record_check(spec, read, only)
             checks.append(check)
             record_rows += rows
-        record_differences = with_parties(
-            differences_frame(record_rows), [parties_of(read.frames, s) for s in BALANCES]
-        )
-        checks += [balance_check(s, read, record_differences, self.policy) for s in BALANCES]
+        sides = entities.BALANCES
+        owners = [parties_of(read.frames, side) for side in sides]
+        record_differences = with_parties(differences_frame(record_rows), owners)
+        checks += [balance_check(s, read, record_differences, self.grading) for s in sides]
         extra = {"thred_reads": requests, "duration_s": round(time.monotonic() - started, 3)}
         return BooksReport(checks=checks, as_of=read.as_of.to_pydatetime(), extra=extra)
 
@@ -172,7 +169,7 @@ class BooksReconciler(_Base):
         not_read: dict[str, str] = {}
         items: dict[str, Pairs] = defaultdict(list)
         aging: dict[str, dict[str, dict[str, Any]]] = {}
-        async with self._client_factory(self.thred_settings) as client:
+        async with self.client_factory(self.thred_settings) as client:
             reader = ThredReader(client, ledger, not_read)
             items[BUSINESSES.name] = await reader.partner_businesses()
             for business_id in sorted(set(frames[BUSINESSES.name]["source_id"])):
@@ -200,7 +197,7 @@ class BooksReconciler(_Base):
         thred = thred_frame(spec, read.items[spec.name], read.ledger)
         if only is not None:
             thred = thred[thred["business_id"].isin(only)]
-        if spec.partner_scoped:
+        if spec.is_business_root:
             rows, noted = _compare_businesses(expected, thred, read), {}
         else:
             ledger = read.ledger.rows[spec.name]
@@ -210,10 +207,10 @@ class BooksReconciler(_Base):
             "warehouse_records": len(expected),
             "thred_records": len(thred),
         }
-        not_read = {} if spec.partner_scoped else read.not_read
+        not_read = {} if spec.is_business_root else read.not_read
         description = f"{len(expected)} {spec.label} records"
         check = finish_check(
-            spec.name, spec.name, description, rows, self.policy, metrics, not_read
+            spec.name, spec.name, description, rows, self.grading, metrics, not_read
         )
         note_warehouse_only(check, noted)
         return check, rows
@@ -233,42 +230,34 @@ def _compare_businesses(
     others = thred[~thred.index.isin(held.index)]
     ledger = read.ledger.rows[BUSINESSES.name]
     rows = RecordComparison(BUSINESSES, expected, others, ledger, read.as_of, BUSINESSES.name).run()
-    for row in held.to_dict("records"):
-        synced_by_us = row["source_id"] is not None
-        source_id = row["source_id"] or str(row["external_id"]).removeprefix(f"{prefix}-")
-        where = Where(
-            BUSINESSES.name,
-            BUSINESSES.name,
-            source_id,
-            source_id,
-            row["external_id"],
-            row["thred_id"],
+    return rows + [_inactive_but_held(row) for row in held.to_dict("records")]
+
+
+def _inactive_but_held(row: dict[str, Any]) -> dict[str, Any]:
+    """A business Thred holds that the warehouse marks inactive: it stays in Thred's books."""
+    synced_by_us = row["source_id"] is not None
+    prefix = BUSINESSES.external_prefix
+    source_id = row["source_id"] or str(row["external_id"]).removeprefix(f"{prefix}-")
+    where = Where(
+        BUSINESSES.name,
+        BUSINESSES.name,
+        source_id,
+        source_id,
+        row["external_id"],
+        row["thred_id"],
+    )
+    if synced_by_us:
+        cause, why = (
+            Cause.INACTIVE,
+            "inactive in the warehouse: the sync stopped sending its records; "
+            "Thred keeps its books and documents no way to deactivate a business",
         )
-        if synced_by_us:
-            cause, why = (
-                Cause.INACTIVE,
-                (
-                    "inactive in the warehouse: the sync stopped sending its records; "
-                    "Thred keeps its books and documents no way to deactivate a business"
-                ),
-            )
-        else:
-            cause, why = (
-                Cause.UNEXPLAINED,
-                (
-                    "Thred holds a business the warehouse marks inactive; this pipeline never "
-                    "created it"
-                ),
-            )
-        rows.append(
-            difference(
-                where,
-                Kind.DIFFERENT,
-                cause,
-                why,
-                field="active",
-                expected=False,
-                thred=bool(row.get("active")),
-            )
+    else:
+        cause, why = (
+            Cause.UNEXPLAINED,
+            "Thred holds a business the warehouse marks inactive; this pipeline never created it",
         )
-    return rows
+    active = bool(row.get("active"))
+    return difference(
+        where, Kind.DIFFERENT, cause, why, field="active", expected=False, thred=active
+    )

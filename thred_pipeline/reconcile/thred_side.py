@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from thred_pipeline.entities import EntitySpec
-from thred_pipeline.reconcile.thred_values import Unreadable, money
+from thred_pipeline.entities.thred_values import Unreadable, money
 from thred_pipeline.thred.client import ThredClient
 from thred_pipeline.thred.errors import ThredNotFoundError
 from thred_pipeline.thred.paths import business_resource

@@ -17,8 +17,9 @@ import pandas as pd
 from sqlalchemy import Engine, String, Table, cast, select
 
 from thred_pipeline.core.money import line_net_cents
-from thred_pipeline.entities import Child, EntitySpec
+from thred_pipeline.entities import EntitySpec
 from thred_pipeline.warehouse import schema as wh
+from thred_pipeline.warehouse.source import ChildTable
 
 TRUE_TEXT = frozenset({"1", "true", "t", "yes", "y"})
 
@@ -67,7 +68,7 @@ class WarehouseBooks:
             self._raw[key] = pd.DataFrame(rows, columns=list(columns), dtype=object)
         return self._raw[key]
 
-    def _versions(self, children: Iterable[Child], base: pd.DataFrame) -> pd.Series:
+    def _versions(self, children: Iterable[ChildTable], base: pd.DataFrame) -> pd.Series:
         """A record's version: its own updated_at or a child row's, whichever is later."""
         version = _timestamps(base["updated_at"])
         version.index = base["source_id"]
@@ -106,7 +107,7 @@ class WarehouseBooks:
 
     def frame(self, spec: EntitySpec) -> pd.DataFrame:
         """Expected values of every record of the entity that belongs to an active business."""
-        if spec.partner_scoped:  # the records are the businesses themselves
+        if spec.is_business_root:  # the records are the businesses themselves
             frame = self.businesses()
             return frame[frame["active"]].reset_index(drop=True)
         if spec.name not in self._frames:

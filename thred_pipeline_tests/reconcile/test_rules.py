@@ -1,34 +1,39 @@
-"""Reconciliation covers every entity of the registry, and its rules name real columns."""
+"""Reconciliation covers every entity of the registry, and both sides yield what it compares."""
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import create_engine
 
 from thred_pipeline import entities
 from thred_pipeline.checks import BOOKS_CHECKS
-from thred_pipeline.entities import EntitySpec
-from thred_pipeline.reconcile.rules import BALANCES, Balances, rule
+from thred_pipeline.entities import Balances, EntitySpec
+from thred_pipeline.reconcile.parties import money_entities
+from thred_pipeline.reconcile.warehouse_side import WarehouseBooks
+from thred_pipeline.warehouse import schema as wh
 
 
 def test_every_registry_entity_has_one_check_and_each_side_one_balance_check() -> None:
     names = [spec.name for spec in entities.ENTITIES]
-    assert sorted(BOOKS_CHECKS) == sorted([*names, *(f"{s.name}_balances" for s in BALANCES)])
+    balances = [f"{side.name}_balances" for side in entities.BALANCES]
+    assert sorted(BOOKS_CHECKS) == sorted([*names, *balances])
 
 
 @pytest.mark.parametrize("spec", entities.ENTITIES, ids=lambda s: s.name)
-def test_thred_side_yields_every_compared_column(spec: EntitySpec) -> None:
-    """A column the rule compares but Thred's side never fills would compare as None."""
-    values = rule(spec).thred_values({}, {})
-    assert {c.column for c in rule(spec).columns} <= set(values)
+def test_the_warehouse_side_yields_every_compared_column(spec: EntitySpec) -> None:
+    """A measure only Thred's side fills would compare every record as "cannot compare"."""
+    engine = create_engine("sqlite://")
+    wh.metadata.create_all(engine)
+    frame = WarehouseBooks(engine).frame(spec)
+    wanted = {"business_id", "source_id", "version", *(c.column for c in spec.reconcile.columns)}
+    assert wanted <= set(frame.columns)
 
 
-@pytest.mark.parametrize("side", BALANCES, ids=lambda s: s.name)
+@pytest.mark.parametrize("side", entities.BALANCES, ids=lambda s: s.name)
 def test_balance_sides_name_registry_entities_and_real_columns(side: Balances) -> None:
-    names = {spec.name for spec in entities.ENTITIES}
-    assert {side.party, *side.entities} <= names
-    document = entities.get(side.document)
-    assert side.party_column in document.table.c
+    assert {side.party, *money_entities(side)} <= set(entities.BY_NAME)
+    assert side.party_column in entities.get(side.document).table.c
     for settlement in side.settlements:
         columns = settlement.allocations.c
         assert settlement.settlement_column in columns and settlement.document_column in columns
-        assert entities.get(settlement.entity).table.c[side.party_column] is not None
+        assert side.party_column in entities.get(settlement.entity).table.c
