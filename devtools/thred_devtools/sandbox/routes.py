@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from thred_devtools.sandbox import core, rules
+from thred_devtools.sandbox import core, rules, settlements
 from thred_devtools.sandbox import documented as doc
 from thred_devtools.sandbox.auth import (
     Principal,
@@ -57,13 +57,17 @@ __all__ = [
     "RawBody",
     "SandboxDep",
     "by_external_id",
+    "delete_settlement",
+    "detail",
     "extended_only",
     "idempotency_key",
     "in_range",
     "one",
     "page",
     "router",
+    "update",
     "write",
+    "write_keyed",
 ]
 
 router = APIRouter()
@@ -163,6 +167,67 @@ def write(
             lambda: service(sb, business, parse_body(model, parse_json(raw))),
         )
     return one(sb, spec, out, status)
+
+
+def write_keyed(
+    sb: Sandbox,
+    request: Request,
+    business: Obj,
+    raw: bytes,
+    model: type[M],
+    service: Callable[[Sandbox, Obj, M, str | None], tuple[int, dict[str, Any]]],
+    spec: Spec,
+) -> Response:
+    """A create whose service answers a repeated Idempotency-Key itself (the payments:
+    their body is validated before a replay, and the replay is cached under their own name).
+    """
+    with sb.store.transaction():
+        key = idempotency_key(request)
+        body = parse_body(model, parse_json(raw))
+        status, out = service(sb, business, body, key)
+    return one(sb, spec, out, status)
+
+
+def update(
+    sb: Sandbox,
+    business: Obj,
+    raw: bytes,
+    target: tuple[str, str],
+    model: type[M],
+    service: Callable[[Sandbox, Obj, Obj, M], tuple[int, dict[str, Any]]],
+    spec: Spec,
+) -> Response:
+    """Change the ``target`` (collection, id) object in one transaction; answer in ``spec``."""
+    collection, obj_id = target
+    with sb.store.transaction():
+        obj = core.get_owned(sb, collection, business, obj_id)
+        body = parse_body(model, parse_json(raw))
+        status, out = service(sb, business, obj, body)
+    return one(sb, spec, out, status)
+
+
+def detail(
+    sb: Sandbox,
+    business: Obj,
+    target: tuple[str, str],
+    spec: Spec,
+    view: Callable[[Obj], dict[str, Any]],
+) -> Response:
+    """One object (``target``: collection, id) of the business, in the ``spec`` shape."""
+    collection, obj_id = target
+    with sb.store.lock:
+        return one(sb, spec, view(core.get_owned(sb, collection, business, obj_id)))
+
+
+def delete_settlement(
+    sb: Sandbox, business: Obj, target: tuple[str, str], entry_prefix: str
+) -> Response:
+    """Delete a payment (``target``: collection, id) with its journal entry, if allowed."""
+    collection, obj_id = target
+    with sb.store.transaction():
+        payment = core.get_owned(sb, collection, business, obj_id)
+        status, out = settlements.delete_payment(sb, collection, entry_prefix, payment)
+    return one(sb, doc.PAYMENT_DELETE, out, status)
 
 
 def idempotent(

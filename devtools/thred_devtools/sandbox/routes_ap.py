@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from thred_devtools.sandbox import bill_payments, bills, core, settlements, vendor_credits
+from thred_devtools.sandbox import bill_payments, bills, vendor_credits
 from thred_devtools.sandbox import documented as doc
 from thred_devtools.sandbox.documents import status_of
 from thred_devtools.sandbox.models import (
@@ -25,15 +25,17 @@ from thred_devtools.sandbox.routes import (
     RawBody,
     SandboxDep,
     by_external_id,
-    idempotency_key,
+    delete_settlement,
+    detail,
     in_range,
     listing,
-    one,
     page,
+    update,
     write,
+    write_keyed,
 )
 from thred_devtools.sandbox.sides import AP
-from thred_devtools.sandbox.web import parse_body, parse_json, q_date, q_list, q_str
+from thred_devtools.sandbox.web import q_date, q_list, q_str
 
 router = APIRouter()
 
@@ -45,11 +47,15 @@ router = APIRouter()
 async def create_bill_payment(
     sb: SandboxDep, raw: RawBody, business: Business, request: Request
 ) -> Response:
-    with sb.store.transaction():
-        key = idempotency_key(request)
-        body = parse_body(BillPaymentCreate, parse_json(raw))
-        status, out = bill_payments.create_bill_payment(sb, business, body, key)
-    return one(sb, doc.BILL_PAYMENT, out, status)
+    return write_keyed(
+        sb,
+        request,
+        business,
+        raw,
+        BillPaymentCreate,
+        bill_payments.create_bill_payment,
+        doc.BILL_PAYMENT,
+    )
 
 
 @router.get(B + "/bills/payments/")
@@ -85,17 +91,18 @@ async def list_bill_payments(sb: SandboxDep, business: Business, request: Reques
 
 @router.get(B + "/bills/payments/{bill_payment_id}/")
 async def get_bill_payment(sb: SandboxDep, business: Business, bill_payment_id: str) -> Response:
-    with sb.store.lock:
-        payment = core.get_owned(sb, "bill_payments", business, bill_payment_id)
-        return one(sb, doc.BILL_PAYMENT, bill_payments.bill_payment_view(sb, payment))
+    return detail(
+        sb,
+        business,
+        ("bill_payments", bill_payment_id),
+        doc.BILL_PAYMENT,
+        lambda o: bill_payments.bill_payment_view(sb, o),
+    )
 
 
 @router.post(B + "/bills/payments/{bill_payment_id}/delete/")
 async def delete_bill_payment(sb: SandboxDep, business: Business, bill_payment_id: str) -> Response:
-    with sb.store.transaction():
-        payment = core.get_owned(sb, "bill_payments", business, bill_payment_id)
-        status, out = settlements.delete_payment(sb, "bill_payments", "bill_payment", payment)
-    return one(sb, doc.PAYMENT_DELETE, out, status)
+    return delete_settlement(sb, business, ("bill_payments", bill_payment_id), "bill_payment")
 
 
 # ====================================================================== bills
@@ -129,18 +136,12 @@ async def list_bills(sb: SandboxDep, business: Business, request: Request) -> Re
 
 @router.get(B + "/bills/{bill_id}/")
 async def get_bill(sb: SandboxDep, business: Business, bill_id: str) -> Response:
-    with sb.store.lock:
-        bill = core.get_owned(sb, "bills", business, bill_id)
-        return one(sb, doc.BILL, bills.bill_view(sb, bill))
+    return detail(sb, business, ("bills", bill_id), doc.BILL, lambda o: bills.bill_view(sb, o))
 
 
 @router.put(B + "/bills/{bill_id}/")
 async def update_bill(sb: SandboxDep, raw: RawBody, business: Business, bill_id: str) -> Response:
-    with sb.store.transaction():
-        bill = core.get_owned(sb, "bills", business, bill_id)
-        body = parse_body(BillUpdate, parse_json(raw))
-        status, out = bills.update_bill(sb, business, bill, body)
-    return one(sb, doc.BILL, out, status)
+    return update(sb, business, raw, ("bills", bill_id), BillUpdate, bills.update_bill, doc.BILL)
 
 
 # ====================================================================== vendor credits
@@ -184,6 +185,10 @@ async def list_vendor_credits(sb: SandboxDep, business: Business, request: Reque
 
 @router.get(B + "/vendor-credits/{credit_id}/")
 async def get_vendor_credit(sb: SandboxDep, business: Business, credit_id: str) -> Response:
-    with sb.store.lock:
-        credit = core.get_owned(sb, "vendor_credits", business, credit_id)
-        return one(sb, doc.VENDOR_CREDIT, vendor_credits.vendor_credit_view(sb, credit))
+    return detail(
+        sb,
+        business,
+        ("vendor_credits", credit_id),
+        doc.VENDOR_CREDIT,
+        lambda o: vendor_credits.vendor_credit_view(sb, o),
+    )

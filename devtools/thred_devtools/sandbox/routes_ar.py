@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from thred_devtools.sandbox import core, invoices, payments, payouts, refunds, rules, settlements
+from thred_devtools.sandbox import core, invoices, payments, payouts, refunds, rules
 from thred_devtools.sandbox import documented as doc
 from thred_devtools.sandbox.documents import status_of
 from thred_devtools.sandbox.errors import validation_error
@@ -31,13 +31,17 @@ from thred_devtools.sandbox.routes import (
     RawBody,
     SandboxDep,
     by_external_id,
+    delete_settlement,
+    detail,
     idempotency_key,
     idempotent,
     in_range,
     listing,
     one,
     page,
+    update,
     write,
+    write_keyed,
 )
 from thred_devtools.sandbox.sides import AR
 from thred_devtools.sandbox.store import Obj
@@ -54,11 +58,9 @@ router = APIRouter()
 async def create_payment(
     sb: SandboxDep, raw: RawBody, business: Business, request: Request
 ) -> Response:
-    with sb.store.transaction():
-        key = idempotency_key(request)
-        body = parse_body(PaymentCreate, parse_json(raw))
-        status, out = payments.create_payment(sb, business, body, key)
-    return one(sb, doc.PAYMENT_CREATE, out, status)
+    return write_keyed(
+        sb, request, business, raw, PaymentCreate, payments.create_payment, doc.PAYMENT_CREATE
+    )
 
 
 def _sort_payments(request: Request, items: list[Obj], amount_field: str) -> list[Obj]:
@@ -127,17 +129,18 @@ async def list_payments(sb: SandboxDep, business: Business, request: Request) ->
 
 @router.get(B + "/invoices/payments/{payment_id}/")
 async def get_payment(sb: SandboxDep, business: Business, payment_id: str) -> Response:
-    with sb.store.lock:
-        payment = core.get_owned(sb, "invoice_payments", business, payment_id)
-        return one(sb, doc.PAYMENT, payments.payment_view(sb, payment))
+    return detail(
+        sb,
+        business,
+        ("invoice_payments", payment_id),
+        doc.PAYMENT,
+        lambda o: payments.payment_view(sb, o),
+    )
 
 
 @router.post(B + "/invoices/payments/{payment_id}/delete/")
 async def delete_payment(sb: SandboxDep, business: Business, payment_id: str) -> Response:
-    with sb.store.transaction():
-        payment = core.get_owned(sb, "invoice_payments", business, payment_id)
-        status, out = settlements.delete_payment(sb, "invoice_payments", "payment", payment)
-    return one(sb, doc.PAYMENT_DELETE, out, status)
+    return delete_settlement(sb, business, ("invoice_payments", payment_id), "payment")
 
 
 # ====================================================================== refunds
@@ -175,9 +178,9 @@ async def list_refunds(sb: SandboxDep, business: Business, request: Request) -> 
 
 @router.get(B + "/invoices/refunds/{refund_id}/")
 async def get_refund(sb: SandboxDep, business: Business, refund_id: str) -> Response:
-    with sb.store.lock:
-        refund = core.get_owned(sb, "refunds", business, refund_id)
-        return one(sb, doc.REFUND, refunds.refund_view(sb, refund))
+    return detail(
+        sb, business, ("refunds", refund_id), doc.REFUND, lambda o: refunds.refund_view(sb, o)
+    )
 
 
 @router.post(B + "/invoices/refunds/{refund_id}/payments/")
@@ -261,20 +264,24 @@ async def list_invoices(sb: SandboxDep, business: Business, request: Request) ->
 
 @router.get(B + "/invoices/{invoice_id}/")
 async def get_invoice(sb: SandboxDep, business: Business, invoice_id: str) -> Response:
-    with sb.store.lock:
-        invoice = core.get_owned(sb, "invoices", business, invoice_id)
-        return one(sb, doc.INVOICE, invoices.invoice_view(sb, invoice))
+    return detail(
+        sb, business, ("invoices", invoice_id), doc.INVOICE, lambda o: invoices.invoice_view(sb, o)
+    )
 
 
 @router.put(B + "/invoices/{invoice_id}/")
 async def update_invoice(
     sb: SandboxDep, raw: RawBody, business: Business, invoice_id: str
 ) -> Response:
-    with sb.store.transaction():
-        inv = core.get_owned(sb, "invoices", business, invoice_id)
-        body = parse_body(InvoiceUpdate, parse_json(raw))
-        status, out = invoices.update_invoice(sb, business, inv, body)
-    return one(sb, doc.INVOICE, out, status)
+    return update(
+        sb,
+        business,
+        raw,
+        ("invoices", invoice_id),
+        InvoiceUpdate,
+        invoices.update_invoice,
+        doc.INVOICE,
+    )
 
 
 @router.post(B + "/invoices/{invoice_id}/void/")
@@ -319,6 +326,6 @@ async def list_payouts(sb: SandboxDep, business: Business, request: Request) -> 
 
 @router.get(B + "/payouts/{payout_id}/")
 async def get_payout(sb: SandboxDep, business: Business, payout_id: str) -> Response:
-    with sb.store.lock:
-        payout = core.get_owned(sb, "payouts", business, payout_id)
-        return one(sb, doc.PAYOUT, payouts.payout_view(sb, payout))
+    return detail(
+        sb, business, ("payouts", payout_id), doc.PAYOUT, lambda o: payouts.payout_view(sb, o)
+    )

@@ -14,6 +14,7 @@ from thred_devtools.sandbox.routes import (
     Business,
     RawBody,
     SandboxDep,
+    detail,
     extended_only,
     listing,
     one,
@@ -81,9 +82,13 @@ async def list_customers(sb: SandboxDep, business: Business, request: Request) -
 
 @router.get(B + "/customers/{customer_id}/")
 async def get_customer(sb: SandboxDep, business: Business, customer_id: str) -> Response:
-    with sb.store.lock:
-        customer = core.get_owned(sb, "customers", business, customer_id)
-        return one(sb, doc.CUSTOMER, parties.customer_view(sb, customer))
+    return detail(
+        sb,
+        business,
+        ("customers", customer_id),
+        doc.CUSTOMER,
+        lambda o: parties.customer_view(sb, o),
+    )
 
 
 @router.post(B + "/customers/{customer_id}/archive/")
@@ -130,9 +135,9 @@ async def list_vendors(sb: SandboxDep, business: Business, request: Request) -> 
 
 @router.get(B + "/vendors/{vendor_id}/")
 async def get_vendor(sb: SandboxDep, business: Business, vendor_id: str) -> Response:
-    with sb.store.lock:
-        vendor = core.get_owned(sb, "vendors", business, vendor_id)
-        return one(sb, doc.VENDOR, parties.vendor_view(sb, vendor))
+    return detail(
+        sb, business, ("vendors", vendor_id), doc.VENDOR, lambda o: parties.vendor_view(sb, o)
+    )
 
 
 @router.post(B + "/vendors/{vendor_id}/archive/", dependencies=[Depends(extended_only)])
