@@ -135,7 +135,7 @@ class LedgerReader:
         query = select(t.c.source_id).where(
             t.c.entity == entity,
             t.c.status == Status.SYNCED.value,
-            t.c.error_code == error_code,
+            t.c.error_code == str(error_code),
             t.c.thred_id.is_not(None),
         )
         with self.engine.connect() as conn:
@@ -156,7 +156,7 @@ class LedgerReader:
             if not refused:
                 return []
             owners = sorted({r.business_id for r in refused})
-            latest = _latest_upstream_change(conn, sorted(upstream), owners)
+            latest = _latest_upstream_change(conn, sorted(str(u) for u in upstream), owners)
         out = []
         for row in refused:
             changed = latest.get(row.business_id)
@@ -174,7 +174,9 @@ def _refused(
         select(t.c.source_id, t.c.business_id, t.c.status_since).where(
             t.c.entity == entity,
             t.c.status == Status.REJECTED.value,
-            or_(t.c.error_code.is_(None), t.c.error_code.not_in(sorted(local_codes))),
+            or_(
+                t.c.error_code.is_(None), t.c.error_code.not_in(sorted(str(c) for c in local_codes))
+            ),
         )
     ).all()
 

@@ -276,7 +276,7 @@ def _stored_error(
         if error_details
         else None
     )
-    code, full_code = bounded_code(error_code)
+    code, full_code = bounded_code(None if error_code is None else str(error_code))
     if full_code is not None:
         error_message = f"{error_message} (error_code {full_code!r})"
     long_id = ledger_key(source_id) != source_id

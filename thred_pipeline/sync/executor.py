@@ -176,7 +176,7 @@ class Executor:
                     return False
                 return await self.make_terminal(job, thred_id)
             case Replay():
-                await self._replay(job, step, prior)
+                await self._replay(job, step)
         return True
 
     # --- requests ----------------------------------------------------------------------------
@@ -277,16 +277,15 @@ class Executor:
         job.count(Outcome.TERMINAL)
         return True
 
-    async def _replay(self, job: Job, step: Replay, prior: LedgerRow | None) -> None:
+    async def _replay(self, job: Job, step: Replay) -> None:
         """Record what Thred holds after a replayed create, then bring it up to date."""
-        assert prior is not None
         self.ledger.record_synced(
             entity=job.spec.name,
             source_id=job.source_id,
             thred_id=step.thred_id,
             confirmed_hash=step.confirmed_hash,
             confirmed_updated_at=step.confirmed_updated_at,
-            terminal_done=prior.terminal_done,
+            terminal_done=step.terminal_done,
             # Keep the confirmed payload to explain drift; an attempt's was not kept.
             confirmed_body=None if step.keep_body else {},
         )

@@ -143,6 +143,7 @@ class Replay:
     keep_body: bool  # the confirmed payload is kept to explain drift
     released_from: Status
     reasserting: str | None
+    terminal_done: bool
 
 
 Action = (
@@ -255,6 +256,7 @@ def plan_confirm(facts: Facts, rule: Rule, thred_id: str, *, created: bool, appl
                 keep_body=bool(prior.confirmed_hash),
                 released_from=prior.status,
                 reasserting=None if stale else prior.confirmed_hash,
+                terminal_done=prior.terminal_done,
             )
             return Plan((replay,))
     # Confirm the object before any lifecycle call, so a failed void/archive keeps it.

@@ -566,15 +566,15 @@ def test_a_mapper_bug_quarantines_only_its_record(scenario: SyncEnv) -> None:
     env = scenario
     spec = entities.get("refunds")
 
-    def buggy(record: Any, ctx: Any) -> Any:
+    def buggy(record: Any, ctx: Any, parents: Any) -> Any:
         if record.source_id == "ref-01-0003":
             raise KeyError("amount")  # a bug, not bad data
-        return spec.mapper(record, ctx)
+        return spec.map_record(record, ctx, parents)
 
     sync_all(env)
     env.wipe_ledger("refunds")
     engine = env.engine()
-    result = engine.sync_entity(dataclasses.replace(spec, mapper=buggy), WINDOW)
+    result = engine.sync_entity(dataclasses.replace(spec, map_record=buggy), WINDOW)
 
     bad = row(env, "refunds", "ref-01-0003")
     assert bad.status is Status.REJECTED and bad.error_code == LedgerCode.INTERNAL_ERROR
