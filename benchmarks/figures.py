@@ -1,0 +1,653 @@
+"""The figures of issue 8 (B1-B6 and CPU per record), each measured beside its anchor.
+
+Every function takes the run's sizes and a scratch folder and returns ``Row``s (and raw
+details for the report). Each subject and its anchor run in the same call, one after the
+other, against fresh sandboxes of the same configuration, so their ratio is what counts on
+a shared machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pstats
+import re
+import shutil
+import sqlite3
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks import data
+from benchmarks.docs_client import naive_sync, raw_load, read_books
+from benchmarks.ledger_loop import LEDGER_TABLE, check_loop, sqlite_path
+from benchmarks.procs import (
+    BIN,
+    Measured,
+    SandboxProcess,
+    free_port,
+    request_counts,
+    run_measured,
+)
+
+PARTNER = ("demo-partner", "sandbox-demo-key")
+NIGHTLY_JOB = "nightly_thred_sync"
+PARTITION_LINE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s")
+# BENCH_QUICK: steps in the run process (the job's multiprocess executor costs minutes here)
+IN_PROCESS = "execution:\n  config:\n    in_process: {}\n"
+DAGSTER_EXECUTE = [str(BIN / "dagster"), "job", "execute", "-m", "thred_pipeline.definitions", "-j"]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What a run measures; ``from_env`` reads BENCH_QUICK and the BENCH_* overrides."""
+
+    businesses: int = 4
+    customers: int = 40
+    invoices: int = 400
+    payments: int = 250
+    concurrency: int = 8
+    latency_ms: int = 100
+    naive_customers: int = 10
+    naive_invoices: int = 60
+    naive_payments: int = 30
+    rate_limit: float = 10.0
+    rate_businesses: int = 4
+    rate_customers: int = 20
+    rate_invoices: int = 150
+    rate_payments: int = 80
+    rss_small: int = 100_000
+    rss_large: int = 1_000_000
+    demo: bool = True  # False: B6 on a one-business week instead of the demo's 30 days
+    quick: bool = False
+
+    @classmethod
+    def from_env(cls) -> Sizes:
+        base = QUICK if os.environ.get("BENCH_QUICK") == "1" else cls()
+        changes: dict[str, Any] = {}
+        for name, current in base.__dict__.items():
+            raw = os.environ.get(f"BENCH_{name.upper()}")
+            if raw is not None:
+                kind = type(current)
+                changes[name] = raw == "1" if kind is bool else kind(raw)
+        return Sizes(**{**base.__dict__, **changes})
+
+
+QUICK = Sizes(
+    businesses=2,
+    customers=5,
+    invoices=20,
+    payments=10,
+    naive_customers=4,
+    naive_invoices=6,
+    naive_payments=3,
+    rate_businesses=2,
+    rate_customers=4,
+    rate_invoices=12,
+    rate_payments=6,
+    rss_small=2_000,
+    rss_large=20_000,
+    demo=False,
+    quick=True,
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the results table."""
+
+    key: str
+    what: str
+    measured: float
+    anchor: float
+    unit: str
+    target: str
+    met: bool
+    ratio: float | None = None
+    ratio_text: str = ""
+
+    def ratio_value(self) -> float | None:
+        if self.ratio is not None:
+            return self.ratio
+        return self.measured / self.anchor if self.anchor else None
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    profiles: dict[str, str] = field(default_factory=dict)
+
+
+def pipeline_env(warehouse: str, ledger: str, base_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("THRED_", "DAGSTER_"))}
+    env.update(
+        THRED_WAREHOUSE_URL=warehouse,
+        THRED_LEDGER_URL=ledger,
+        THRED_BASE_URL=base_url,
+        THRED_PARTNER_ID=PARTNER[0],
+        THRED_API_KEY=PARTNER[1],
+        THRED_HOME=str(sqlite_path(ledger).parent),
+        BENCH_TMP=str(sqlite_path(ledger).parent),
+        **extra,
+    )
+    return env
+
+
+def sync_argv(*extra: str, start: str = data.WINDOW_START, end: str = data.WINDOW_END) -> list[str]:
+    entities = [w for e in data.AR_ENTITIES for w in ("--entity", e)]
+    return [str(BIN / "thred-pipeline"), "sync", "--start", start, "--end", end, *entities, *extra]
+
+
+def synced_records(run: Measured) -> int:
+    """Records the sync reports per entity (its JSON lines: ``<entity> {json}``)."""
+    total = 0
+    for line in run.stdout.splitlines():
+        if "{" in line:
+            try:
+                total += int(json.loads(line[line.index("{") :]).get("records", 0))
+            except ValueError:
+                continue
+    return total
+
+
+@dataclass(frozen=True)
+class SyncRun:
+    run: Measured
+    records: int
+    server_cpu_s: float
+    counts: dict[str, int]
+
+
+def sync_against(
+    sandbox: SandboxProcess, warehouse: str, ledger: str, concurrency: int, *extra: str
+) -> SyncRun:
+    env = pipeline_env(warehouse, ledger, sandbox.url, THRED_CONCURRENCY=str(concurrency))
+    before, cpu0 = request_counts(sandbox.stats()), sandbox.cpu_s()
+    run = run_measured(sync_argv(*extra), env).check((0, 3))
+    cpu = sandbox.cpu_s() - cpu0
+    after = request_counts(sandbox.stats())
+    counts = {k: after[k] - before[k] for k in after}
+    return SyncRun(run, synced_records(run), cpu, counts)
+
+
+def _ms(seconds: float, count: int) -> float:
+    return 1000 * seconds / count if count else 0.0
+
+
+# --- B1: latency-bound throughput vs the naive client ---------------------------------------
+
+
+def b1_latency(sizes: Sizes, tmp: Path, out: Results) -> None:
+    warehouse = data.seed_ar(
+        data.warehouse_file(tmp, "b1"),
+        sizes.businesses,
+        sizes.customers,
+        sizes.invoices,
+        sizes.payments,
+    )
+    with SandboxProcess(latency_ms=sizes.latency_ms) as sandbox:
+        ours = sync_against(
+            sandbox, warehouse, f"sqlite:///{tmp / 'b1-ledger.db'}", sizes.concurrency
+        )
+    naive_warehouse = data.seed_ar(
+        data.warehouse_file(tmp, "b1-naive"),
+        1,
+        sizes.naive_customers,
+        sizes.naive_invoices,
+        sizes.naive_payments,
+    )
+    books = read_books(naive_warehouse)
+    with SandboxProcess(latency_ms=sizes.latency_ms) as sandbox:
+        naive = naive_sync(sandbox.url, PARTNER, books)
+    rate = ours.records / ours.run.wall_s
+    ratio = rate / naive.records_per_s
+    out.rows.append(
+        Row(
+            "B1",
+            f"records/s through `thred-pipeline sync`, {sizes.latency_ms} ms added latency",
+            rate,
+            naive.records_per_s,
+            "records/s",
+            "≥ 30x the naive client",
+            ratio >= 30,
+            ratio_text=f"{ratio:.1f}x",
+        )
+    )
+    out.details.append(
+        f"B1: pipeline {ours.records} records in {ours.run.wall_s:.2f} s "
+        f"({ours.counts['requests']} requests, THRED_CONCURRENCY={sizes.concurrency}, "
+        f"{sizes.businesses} businesses); naive client {naive.records} records, "
+        f"{naive.requests} requests in {naive.wall_s:.2f} s (one business, one request at a "
+        "time; its rate does not depend on the volume)."
+    )
+
+
+# --- B2 and CPU: no latency, the raw load generator, both processes' CPU --------------------
+
+
+def b2_cpu_b4(sizes: Sizes, tmp: Path, out: Results) -> None:
+    """B2 and CPU from the first sync; B4 from a second one against the same sandbox."""
+    warehouse = data.seed_ar(
+        data.warehouse_file(tmp, "b2"),
+        sizes.businesses,
+        sizes.customers,
+        sizes.invoices,
+        sizes.payments,
+    )
+    ledger = f"sqlite:///{tmp / 'b2-ledger.db'}"
+    with SandboxProcess() as sandbox:
+        ours = sync_against(sandbox, warehouse, ledger, sizes.concurrency)
+        b4_no_change(sizes, sandbox, warehouse, ledger, out)
+    books = read_books(warehouse)
+    with SandboxProcess() as sandbox:
+        cpu0 = sandbox.cpu_s()
+        raw = raw_load(sandbox.url, PARTNER, books, sizes.concurrency)
+        raw_server_cpu = sandbox.cpu_s() - cpu0
+        raw_requests = request_counts(sandbox.stats())["requests"]
+    rate = ours.records / ours.run.wall_s
+    ratio = rate / raw.records_per_s
+    out.rows.append(
+        Row(
+            "B2",
+            "records/s through `thred-pipeline sync`, no added latency",
+            rate,
+            raw.records_per_s,
+            "records/s",
+            "≥ 90% of the raw load generator",
+            ratio >= 0.9,
+            ratio_text=f"{ratio:.0%}",
+        )
+    )
+    sync_ms = _ms(ours.run.cpu_s, ours.records)
+    server_ms = _ms(ours.server_cpu_s, ours.counts["requests"])
+    out.rows.append(
+        Row(
+            "CPU",
+            "CPU per record: the sync process vs the sandbox's CPU per request serving it",
+            sync_ms,
+            server_ms,
+            "ms",
+            "≤ the sandbox's per request (and ≤ the peer's ~2.6 ms, issue 8)",
+            sync_ms <= server_ms and sync_ms <= 2.6,
+            ratio_text=f"{sync_ms / server_ms:.2f}x" if server_ms else "",
+        )
+    )
+    out.details.append(
+        f"B2/CPU: pipeline {ours.records} records, {ours.counts['requests']} requests in "
+        f"{ours.run.wall_s:.2f} s, sync process CPU {ours.run.cpu_s:.2f} s "
+        f"({sync_ms:.2f} ms/record, peak RSS {ours.run.max_rss_mb:.0f} MB), sandbox CPU "
+        f"{ours.server_cpu_s:.2f} s ({server_ms:.2f} ms/request); raw generator "
+        f"{raw.records} records, {raw_requests} requests in {raw.wall_s:.2f} s, its CPU "
+        f"{raw.cpu_s:.2f} s ({_ms(raw.cpu_s, raw.records):.2f} ms/record), sandbox CPU "
+        f"{raw_server_cpu:.2f} s ({_ms(raw_server_cpu, raw_requests):.2f} ms/request). "
+        f"Concurrency {sizes.concurrency} per business, {sizes.businesses} businesses."
+    )
+
+
+# --- B3: a per-business rate limit --------------------------------------------------------------
+
+
+class _Sampler:
+    """Samples the sandbox's accepted-request count twice a second (the sustained rate)."""
+
+    def __init__(self, sandbox: SandboxProcess) -> None:
+        self.sandbox = sandbox
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            counts = request_counts(self.sandbox.stats())
+            self.samples.append((time.perf_counter(), counts["requests"] - counts["rate_limited"]))
+            self._stop.wait(0.5)
+
+    def __enter__(self) -> _Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def sustained(self) -> float:
+        """Accepted requests per second between the first and the last change seen."""
+        first = next((i for i, (_, n) in enumerate(self.samples) if n > self.samples[0][1]), None)
+        if first is None:
+            return 0.0
+        last = max(i for i, (_, n) in enumerate(self.samples) if n != self.samples[i - 1][1])
+        start_t, start_n = self.samples[first - 1]
+        end_t, end_n = self.samples[last]
+        return (end_n - start_n) / (end_t - start_t) if end_t > start_t else 0.0
+
+
+def failed_for_429(ledger: str) -> tuple[int, int]:
+    """Records not synced because of 429s, and records not synced at all (from the ledger)."""
+    with sqlite3.connect(sqlite_path(ledger)) as conn:
+        not_synced = conn.execute(
+            f"SELECT count(*) FROM {LEDGER_TABLE} WHERE status != 'synced'"  # noqa: S608
+        ).fetchone()[0]
+        rate_limited = conn.execute(
+            f"SELECT count(*) FROM {LEDGER_TABLE} WHERE status != 'synced' AND "  # noqa: S608
+            "(error_code LIKE '%rate%' OR error_message LIKE '%429%' "
+            "OR error_message LIKE '%rate limit%')"
+        ).fetchone()[0]
+    return int(rate_limited), int(not_synced)
+
+
+def b3_rate_limit(sizes: Sizes, tmp: Path, out: Results) -> None:
+    warehouse = data.seed_ar(
+        data.warehouse_file(tmp, "b3"),
+        sizes.rate_businesses,
+        sizes.rate_customers,
+        sizes.rate_invoices,
+        sizes.rate_payments,
+    )
+    ledger = f"sqlite:///{tmp / 'b3-ledger.db'}"
+    ceiling = sizes.rate_limit * sizes.rate_businesses
+    with SandboxProcess(rate_limit=sizes.rate_limit) as sandbox, _Sampler(sandbox) as sampler:
+        ours = sync_against(sandbox, warehouse, ledger, sizes.concurrency)
+    sustained = sampler.sustained()
+    share_429 = (
+        ours.counts["rate_limited"] / ours.counts["requests"] if ours.counts["requests"] else 0.0
+    )
+    failed, not_synced = failed_for_429(ledger)
+    what = f"{sizes.rate_limit:g} req/s per business x {sizes.rate_businesses} businesses"
+    out.rows += [
+        Row(
+            "B3",
+            f"sustained req/s under a limit of {what}",
+            sustained,
+            ceiling,
+            "req/s",
+            "≥ 90% of R x N",
+            sustained >= 0.9 * ceiling,
+            ratio_text=f"{sustained / ceiling:.0%}",
+        ),
+        Row(
+            "B3",
+            "requests answered 429 (share of all requests)",
+            100 * share_429,
+            1.0,
+            "%",
+            "≤ 1%",
+            share_429 <= 0.01,
+            ratio_text=f"{ours.counts['rate_limited']} of {ours.counts['requests']}",
+        ),
+        Row(
+            "B3",
+            "records failed for 429",
+            failed,
+            0,
+            "records",
+            "0",
+            failed == 0,
+            ratio_text=f"{not_synced} not synced in all",
+        ),
+    ]
+    out.details.append(
+        f"B3: {ours.records} records, {ours.counts['requests']} requests "
+        f"({ours.counts['rate_limited']} answered 429) in {ours.run.wall_s:.2f} s; sustained "
+        f"rate from the sandbox's counters sampled every 0.5 s: {sustained:.1f} req/s; whole "
+        f"run including start-up: {ours.counts['requests'] / ours.run.wall_s:.1f} req/s. "
+        f"Sandbox `--rate-limit {sizes.rate_limit:g}` (token bucket per business, burst = "
+        f"the rate), THRED_CONCURRENCY={sizes.concurrency}."
+    )
+
+
+# --- B4: the no-change rerun ----------------------------------------------------------------------
+
+
+def b4_no_change(
+    sizes: Sizes, sandbox: SandboxProcess, warehouse: str, ledger: str, out: Results
+) -> None:
+    ours = sync_against(sandbox, warehouse, ledger, sizes.concurrency)
+    loop = check_loop(warehouse, ledger)
+    rate = ours.records / ours.run.wall_s
+    out.rows += [
+        Row(
+            "B4",
+            "writes in a no-change rerun",
+            ours.counts["writes"],
+            0,
+            "writes",
+            "0",
+            ours.counts["writes"] == 0,
+            ratio_text="",
+        ),
+        Row(
+            "B4",
+            "records checked/s in a no-change rerun",
+            rate,
+            loop.records_per_s,
+            "records/s",
+            "≥ the plain read+hash+lookup loop",
+            rate >= loop.records_per_s,
+            ratio_text=f"{rate / loop.records_per_s:.2f}x",
+        ),
+    ]
+    out.details.append(
+        f"B4: rerun of {ours.records} synced records in {ours.run.wall_s:.2f} s "
+        f"({ours.counts['requests']} requests, {ours.counts['writes']} writes, sync CPU "
+        f"{ours.run.cpu_s:.2f} s); the anchor loop read, hashed and looked up {loop.records} "
+        f"records ({loop.found} found in the ledger) in {loop.wall_s:.3f} s."
+    )
+
+
+# --- B5: peak memory of extracting and planning a window ----------------------------------------
+
+
+def b5_memory(sizes: Sizes, tmp: Path, out: Results) -> None:
+    url = data.seed_ar(data.warehouse_file(tmp, "b5"), 1, 50, 1000, 0)
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "BENCH_TMP": str(tmp)}
+    peaks: dict[int, Measured] = {}
+    for target in (sizes.rss_small, sizes.rss_large):
+        count = data.grow_invoices(url, target)
+        argv = [sys.executable, "-m", "benchmarks.extract_plan", url, *data.WINDOW]
+        peaks[count] = run_measured(argv, env, cwd=repo).check()
+    (small, first), (large, second) = sorted(peaks.items())
+    ratio = second.max_rss_mb / first.max_rss_mb
+    out.rows += [
+        Row(
+            "B5",
+            f"peak RSS extracting and planning {large:,} invoices",
+            second.max_rss_mb,
+            250.0,
+            "MB",
+            "< 250 MB at 1M rows",
+            second.max_rss_mb < 250 and large >= 1_000_000,
+            ratio_text=f"{second.max_rss_mb / 250:.2f}x the limit",
+        ),
+        Row(
+            "B5",
+            f"peak RSS at {large:,} / at {small:,} invoices",
+            ratio,
+            1.3,
+            "x",
+            "≤ 1.3",
+            ratio <= 1.3,
+            ratio_text=f"{second.max_rss_mb:.0f} / {first.max_rss_mb:.0f} MB",
+        ),
+    ]
+    out.details.append(
+        f"B5: {small:,} invoices in {first.wall_s:.1f} s ({first.max_rss_mb:.0f} MB peak RSS), "
+        f"{large:,} in {second.wall_s:.1f} s ({second.max_rss_mb:.0f} MB). Each in a fresh "
+        "process (`python -m benchmarks.extract_plan`): the product's extraction of every "
+        "invoice with its lines, each record hashed; the peak includes the interpreter and "
+        "the imports."
+    )
+
+
+# --- B6: a nightly partition through Dagster, and the demo's no-change rerun -------------------
+
+
+def _demo(home: Path, env: dict[str, str]) -> Measured:
+    argv = [str(BIN / "thred-dev"), "demo", "--home", str(home), "--port", str(free_port())]
+    return run_measured(argv, env).check((0, 1))
+
+
+def b6_dagster(sizes: Sizes, tmp: Path, out: Results) -> None:
+    home = tmp / "demo"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("THRED_", "DAGSTER_"))}
+    env["BENCH_TMP"] = str(tmp)
+    days = 30
+    if not sizes.demo:  # a smaller demo: one business, one week (the demo keeps a warehouse)
+        days = 7
+        seed = [str(BIN / "thred-dev"), "seed", "--warehouse-url", f"sqlite:///{home}/warehouse.db"]
+        run_measured([*seed, "--businesses", "1", "--days", str(days)], env).check()
+    first = _demo(home, env)
+    rerun = _demo(home, env) if sizes.demo else first
+    day = f"2026-09-{1 + days // 2:02d}"
+    dagster_home = tmp / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    repo = Path(__file__).resolve().parents[1]
+    with SandboxProcess(data_dir=home / "sandbox") as sandbox:
+        run_env = pipeline_env(
+            f"sqlite:///{home}/warehouse.db",
+            f"sqlite:///{home}/ledger.db",
+            sandbox.url,
+            DAGSTER_HOME=str(dagster_home),
+        )
+        argv = [*DAGSTER_EXECUTE, NIGHTLY_JOB, "--tags", json.dumps({"dagster/partition": day})]
+        if sizes.quick:
+            (tmp / "in_process.yaml").write_text(IN_PROCESS)
+            argv += ["-c", str(tmp / "in_process.yaml")]
+        launched = run_measured(
+            argv,
+            run_env,
+            cwd=repo,
+        ).check()
+        cli_sync = run_measured(
+            [str(BIN / "thred-pipeline"), "sync", "--start", day], run_env
+        ).check((0, 3))
+        cli_reconcile = run_measured(
+            [str(BIN / "thred-pipeline"), "reconcile", "--start", day], run_env
+        ).check((0, 3))
+    cli = cli_sync.wall_s + cli_reconcile.wall_s
+    partitions = _partitions(first.stdout)
+    out.rows += [
+        Row(
+            "B6",
+            f"one no-change nightly partition ({day}) through Dagster, "
+            + ("IN PROCESS (quick)" if sizes.quick else "the job's executor"),
+            launched.wall_s,
+            cli,
+            "s",
+            "≤ 2x the CLI doing the same work",
+            launched.wall_s <= 2 * cli,
+            ratio_text=f"{launched.wall_s / cli:.1f}x",
+        ),
+        Row(
+            "B6",
+            f"the demo's {partitions}-partition no-change rerun"
+            if sizes.demo
+            else f"the demo's {partitions}-partition FIRST run (a one-week demo; no rerun)",
+            rerun.wall_s,
+            60.0,
+            "s",
+            "< 60 s (30 partitions)",
+            rerun.wall_s < 60 and rerun.returncode == 0 and partitions >= 30,
+            ratio_text=f"{rerun.wall_s / 60:.2f}x the limit",
+        ),
+    ]
+    out.details.append(
+        f"B6: `dagster job execute -j nightly_thred_sync` with tag dagster/partition={day} "
+        f"(a fresh run process, steps through the job's executor, as a launched run) "
+        f"{launched.wall_s:.1f} s, CPU {launched.cpu_s:.1f} s with its step processes; the CLI: "
+        f"`sync --start {day}` {cli_sync.wall_s:.1f} s + `reconcile --start {day}` "
+        f"{cli_reconcile.wall_s:.1f} s. The demo: first run {first.wall_s:.1f} s (exit "
+        f"{first.returncode}), the no-change rerun {rerun.wall_s:.1f} s (exit "
+        f"{rerun.returncode}), {partitions} partitions."
+    )
+
+
+def _partitions(demo_output: str) -> int:
+    """Partition lines the demo printed (one per day, each starting with the ISO date)."""
+    return sum(1 for line in demo_output.splitlines() if PARTITION_LINE.match(line))
+
+
+# --- profiles -------------------------------------------------------------------------------------
+
+
+def profiles(sizes: Sizes, tmp: Path, out: Results, top: int = 20) -> None:
+    """cProfile of a B2 sync and of the sandbox serving it (a separate, unmeasured run)."""
+    warehouse = data.seed_ar(
+        data.warehouse_file(tmp, "profile"),
+        sizes.businesses,
+        sizes.customers,
+        sizes.invoices,
+        sizes.payments,
+    )
+    sync_prof, server_prof = tmp / "sync.prof", tmp / "sandbox.prof"
+    with SandboxProcess(profile_to=server_prof) as sandbox:
+        env = pipeline_env(
+            warehouse,
+            f"sqlite:///{tmp / 'profile-ledger.db'}",
+            sandbox.url,
+            THRED_CONCURRENCY=str(sizes.concurrency),
+        )
+        argv = [sys.executable, "-m", "cProfile", "-o", str(sync_prof), *sync_argv()]
+        run_measured(argv, env).check((0, 3))
+    for name, path in (("sync", sync_prof), ("sandbox", server_prof)):
+        if not path.exists():
+            out.profiles[name] = "(no profile written)"
+            continue
+        stats = pstats.Stats(str(path))
+        out.profiles[name] = _by_package(stats) + "\n\n" + _top(stats, top)
+
+
+def _where(filename: str) -> str:
+    for marker in ("site-packages/", "/work/main/", "lib/python"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return filename
+
+
+def _package(filename: str) -> str:
+    """``httpcore``, ``thred_pipeline/ledger``, ``stdlib: asyncio``, ``built-in``..."""
+    where = _where(filename)
+    if where.startswith("~") or where.startswith("<"):
+        return "built-in / frozen (imports, C calls)"
+    parts = where.split("/")
+    if parts[0] in ("thred_pipeline", "devtools") and len(parts) > 2:
+        return "/".join(parts[:2]).removesuffix(".py")
+    if parts[0].startswith("3."):  # lib/python3.x/<module>
+        return f"stdlib: {parts[1].removesuffix('.py')}"
+    return parts[0].removesuffix(".py")
+
+
+def _by_package(stats: Any, top: int = 12) -> str:
+    """Own time summed per package: where the process spends its CPU, at a glance."""
+    sums: dict[str, float] = {}
+    for (filename, _, _), (_, _, own, _, _) in stats.stats.items():
+        key = _package(filename)
+        sums[key] = sums.get(key, 0.0) + own
+    total = sum(sums.values()) or 1.0
+    lines = [f"{'own s':>7} {'share':>6}  package"]
+    for key, own in sorted(sums.items(), key=lambda kv: kv[1], reverse=True)[:top]:
+        lines.append(f"{own:7.2f} {own / total:6.1%}  {key}")
+    return "\n".join(lines)
+
+
+def _top(stats: Any, top: int) -> str:
+    """The ``top`` functions by own time, with their cumulative time, site-packages trimmed."""
+    total = sum(row[2] for row in stats.stats.values()) or 1.0
+    rows = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:top]
+    lines = [f"{'own s':>7} {'own %':>6} {'cum s':>7} {'calls':>9}  function"]
+    for (filename, line, func), (_, calls, own, cum, _) in rows:
+        where = _where(filename)
+        lines.append(
+            f"{own:7.2f} {own / total:6.1%} {cum:7.2f} {calls:9d}  {func} ({where}:{line})"
+        )
+    return "\n".join(lines)
+
+
+def cleanup(tmp: Path) -> None:
+    shutil.rmtree(tmp, ignore_errors=True)
