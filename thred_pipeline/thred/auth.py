@@ -6,11 +6,12 @@ adds the scope's cached token, and when the answer is 401 it renews that token o
 sends again. Minting a business token is itself a request authenticated by the partner
 scope's ``ThredAuth``, so a revoked partner token met there is renewed by the same flow.
 
-Why ``async_auth_flow`` and not the plain ``auth_flow`` generator: httpx wants a flow that
-does I/O or takes locks to override the async (and sync) variants. Fetching a token here is
-I/O that must be retried like any request and single-flight across concurrent tasks
-(``TokenCache``), which a generator that merely yields the token request cannot do. The sync
-flow is refused: this client is async only.
+Why ``async_auth_flow`` and not the plain ``auth_flow`` generator: httpx asks a flow that
+does I/O or takes locks to override the async (and sync) variants. Fetching a token must be
+retried like any request and shared by concurrent tasks (``TokenCache``). A plain flow that
+yields the token request itself cannot do either: httpx raises that request's transport
+errors past the generator (it never sees them to retry), and nothing lets a second task wait
+for the first one's fetch. The sync variant is refused: this client is async only.
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ class ThredAuth(httpx.Auth):
         tier = "partner" if self._scope is None else "business"
         logger.warning(
             "thred 401 on %s %s: renewing the %s token once",
-            *(request.method, request.url.path, tier),
+            request.method,
+            request.url.path,
+            tier,
         )
         if self._on_renewal is not None:
             self._on_renewal()

@@ -207,14 +207,24 @@ class Sender:
         if verdict.give_up:
             logger.warning(
                 "thred giving up: %s %s status=%s attempts=%d reason=%s; %s (outcome_uncertain=%s)",
-                *(request.method, request.url.path, status, series.attempts, reason),
-                *(verdict.give_up, series.uncertain),
+                request.method,
+                request.url.path,
+                status,
+                series.attempts,
+                reason,
+                verdict.give_up,
+                series.uncertain,
             )
             raise self._gave_up(series, outcome, verdict.give_up)
         logger.warning(
             "thred retry: %s %s status=%s attempt=%d/%d delay=%.2fs reason=%s",
-            *(request.method, request.url.path, status, series.attempts),
-            *(self.policy.max_attempts, verdict.delay_s, reason),
+            request.method,
+            request.url.path,
+            status,
+            series.attempts,
+            self.policy.max_attempts,
+            verdict.delay_s,
+            reason,
         )
         self.stats.retries += 1
         await self.sleep(verdict.delay_s)
