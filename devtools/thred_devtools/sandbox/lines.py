@@ -77,19 +77,7 @@ def build_lines(
     out: list[Obj] = []
     for i, item in enumerate(items):
         p = f"line_items[{i}]"
-        # price: unit_price (API reference) or unit_price_cents (guides)
-        price = item.unit_price if item.unit_price is not None else item.unit_price_cents
-        if item.unit_price is None and item.unit_price_cents is not None:
-            sb.note_alias("line.unit_price_cents")
-        if (
-            item.unit_price is not None
-            and item.unit_price_cents is not None
-            and item.unit_price != item.unit_price_cents
-        ):
-            add_error(details, f"{p}.unit_price_cents", "Disagrees with unit_price.")
-        if price is None:
-            add_error(details, f"{p}.unit_price", rules.REQUIRED_MSG)
-            price = 0
+        price = _line_price(sb, item, p, details)
         if item.account_code is not None and item.account_identifier is None:
             sb.note_alias("line.account_code")
         account = resolve_account(
@@ -108,30 +96,14 @@ def build_lines(
             add_error(details, f"{p}.discount_amount", "Discount exceeds quantity x unit_price.")
         net = gross - item.discount_amount
         tax_code, explicit, tax_name = _line_tax(item, p, details)
-        rate: Decimal | None = None
+        rate = None
         if tax_code is not None:
-            spec = codes.get(tax_code)
             where = f"{p}.tax_code" if item.tax_code else f"{p}.sales_taxes[0].code"
-            if spec is None:
-                add_error(
-                    details, where, f"Unknown tax code '{tax_code}' for {business['country']}."
-                )
-            elif not spec.is_active:
-                add_error(details, where, f"Tax code '{tax_code}' is inactive.")
-            else:
-                rate = spec.rate
-                if tax_exempt and rate > 0:
-                    add_error(
-                        details,
-                        where,
-                        f"Customer is tax exempt; taxable code '{tax_code}' is not allowed "
-                        "(use EXEMPT or a zero-rated code).",
-                    )
-                    add_error(details, "customer_id", "Customer is tax exempt.")
-                if explicit is not None and net >= 0:
-                    problem = explicit_tax_problem(explicit, net, rate)
-                    if problem is not None:
-                        add_error(details, f"{p}.sales_taxes[0].amount", problem)
+            rate = _line_rate(business, codes.get(tax_code), tax_code, where, tax_exempt, details)
+        if rate is not None and explicit is not None and net >= 0:
+            problem = explicit_tax_problem(explicit, net, rate)
+            if problem is not None:
+                add_error(details, f"{p}.sales_taxes[0].amount", problem)
         line: Obj = {
             "id": sb.store.new_id(),
             "external_id": item.external_id,
@@ -149,6 +121,49 @@ def build_lines(
         compute_line(line)
         out.append(line)
     return out
+
+
+def _line_price(sb: Sandbox, item: LineItemIn, p: str, details: Details) -> int:
+    """unit_price (API reference) or unit_price_cents (guides); both given must agree."""
+    price = item.unit_price if item.unit_price is not None else item.unit_price_cents
+    if item.unit_price is None and item.unit_price_cents is not None:
+        sb.note_alias("line.unit_price_cents")
+    if (
+        item.unit_price is not None
+        and item.unit_price_cents is not None
+        and item.unit_price != item.unit_price_cents
+    ):
+        add_error(details, f"{p}.unit_price_cents", "Disagrees with unit_price.")
+    if price is None:
+        add_error(details, f"{p}.unit_price", rules.REQUIRED_MSG)
+        return 0
+    return price
+
+
+def _line_rate(
+    business: Obj,
+    spec: rules.TaxCodeSpec | None,
+    tax_code: str,
+    where: str,
+    tax_exempt: bool,
+    details: Details,
+) -> Decimal | None:
+    """The rate of a known, active code; a taxable code is refused for an exempt party."""
+    if spec is None:
+        add_error(details, where, f"Unknown tax code '{tax_code}' for {business['country']}.")
+        return None
+    if not spec.is_active:
+        add_error(details, where, f"Tax code '{tax_code}' is inactive.")
+        return None
+    if tax_exempt and spec.rate > 0:
+        add_error(
+            details,
+            where,
+            f"Customer is tax exempt; taxable code '{tax_code}' is not allowed "
+            "(use EXEMPT or a zero-rated code).",
+        )
+        add_error(details, "customer_id", "Customer is tax exempt.")
+    return spec.rate
 
 
 def _line_tax(

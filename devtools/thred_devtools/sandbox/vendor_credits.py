@@ -126,21 +126,12 @@ def repost_vendor_credit(sb: Sandbox, credit: Obj) -> None:
     post_vendor_credit(sb, credit)
 
 
-def create_vendor_credit(sb: Sandbox, business: Obj, body: VendorCreditCreate) -> Result:
-    def view(credit: Obj) -> dict[str, Any]:
-        return vendor_credit_view(sb, credit)
-
-    store = sb.store
-    scope = business["id"]
-    replay = replay_settlement(
-        sb, scope, "vendor_credits", "vendor credit", (None, body.external_id), view
-    )
-    if replay is not None:
-        return replay
-    details: Details = {}
-    vendor: Obj | None = None
+def _credit_vendor(
+    sb: Sandbox, scope: str, body: VendorCreditCreate, details: Details
+) -> Obj | None:
+    """The vendor by id or external id; None with no error: the external id is new."""
     if body.vendor_id is not None:
-        vendor = store.get_in("vendors", scope, body.vendor_id)
+        vendor = sb.store.get_in("vendors", scope, body.vendor_id)
         if vendor is None:
             add_error(details, "vendor_id", "Vendor not found.")
         elif (
@@ -148,12 +139,14 @@ def create_vendor_credit(sb: Sandbox, business: Obj, body: VendorCreditCreate) -
             and vendor.get("external_id") != body.vendor_external_id
         ):
             add_error(details, "vendor_external_id", "Disagrees with vendor_id.")
-    elif body.vendor_external_id is not None:
-        vendor = store.find(scope, "vendors", "external_id", body.vendor_external_id)
-    else:
-        add_error(details, "vendor_id", rules.REQUIRED_MSG)
-    fail_if(details)
-    check_currency(details, business, body.currency)
+        return vendor
+    if body.vendor_external_id is not None:
+        return sb.store.find(scope, "vendors", "external_id", body.vendor_external_id)
+    add_error(details, "vendor_id", rules.REQUIRED_MSG)
+    return None
+
+
+def _credit_lines(sb: Sandbox, scope: str, body: VendorCreditCreate, details: Details) -> list[Obj]:
     lines: list[Obj] = []
     for i, item in enumerate(body.line_items):
         p = f"line_items[{i}]"
@@ -166,8 +159,8 @@ def create_vendor_credit(sb: Sandbox, business: Obj, body: VendorCreditCreate) -
                 (f"{p}.account_identifier", item.account_identifier),
                 (f"{p}.account_code", item.account_code),
             ],
-            rules.BILL_LINE_ACCOUNT_TYPES,
-            rules.DEFAULT_BILL_LINE_ACCOUNT,
+            AP.line_account_types,
+            AP.default_line_account,
         )
         lines.append(
             {
@@ -179,28 +172,56 @@ def create_vendor_credit(sb: Sandbox, business: Obj, body: VendorCreditCreate) -
                 "metadata": item.metadata or {},
             }
         )
-    total = sum(int(ln["amount"]) for ln in lines)
-    vendor_id = vendor["id"] if vendor else ""
+    return lines
+
+
+def _check_credit(
+    sb: Sandbox,
+    scope: str,
+    body: VendorCreditCreate,
+    vendor: Obj | None,
+    total: int,
+    details: Details,
+) -> None:
+    """Allocations go to the vendor's open bills; a new vendor has none to allocate to."""
     if vendor is not None or not body.allocations:
         allocations = [(a.bill_id, a.amount_cents) for a in body.allocations]
-        check_allocations(sb, AP, scope, allocations, total, vendor_id, details)
+        check_allocations(
+            sb, AP, scope, allocations, total, vendor["id"] if vendor else "", details
+        )
     else:
         add_error(details, "allocations[0].bill_id", "The bill belongs to another vendor.")
     if (
         body.source_bill_id is not None
-        and store.get_in("bills", scope, body.source_bill_id) is None
+        and sb.store.get_in("bills", scope, body.source_bill_id) is None
     ):
         add_error(details, "source_bill_id", "Bill not found.")
+
+
+def create_vendor_credit(sb: Sandbox, business: Obj, body: VendorCreditCreate) -> Result:
+    def view(credit: Obj) -> dict[str, Any]:
+        return vendor_credit_view(sb, credit)
+
+    store = sb.store
+    scope = business["id"]
+    replay = replay_settlement(
+        sb, scope, "vendor_credits", "vendor credit", (None, body.external_id), view
+    )
+    if replay is not None:
+        return replay
+    details: Details = {}
+    vendor = _credit_vendor(sb, scope, body, details)
+    fail_if(details)
+    check_currency(details, business, body.currency)
+    lines = _credit_lines(sb, scope, body, details)
+    total = sum(int(ln["amount"]) for ln in lines)
+    _check_credit(sb, scope, body, vendor, total, details)
     fail_if(details)
     if vendor is None:  # [doc] vendor_external_id can auto-create the vendor
         assert body.vendor_external_id is not None
+        name = body.vendor_name or body.vendor_external_id
         vendor = new_vendor(
-            sb,
-            scope,
-            {
-                "external_id": body.vendor_external_id,
-                "company_name": body.vendor_name or body.vendor_external_id,
-            },
+            sb, scope, {"external_id": body.vendor_external_id, "company_name": name}
         )
     now = now_iso()
     credit: Obj = {
@@ -232,4 +253,4 @@ def create_vendor_credit(sb: Sandbox, business: Obj, body: VendorCreditCreate) -
     }
     store.put("vendor_credits", credit)
     post_vendor_credit(sb, credit)
-    return 201, vendor_credit_view(sb, credit)
+    return 201, view(credit)
