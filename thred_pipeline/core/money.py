@@ -93,6 +93,16 @@ def tax_within_tolerance(amount: int, net: int, rate: Decimal) -> bool:
     return abs(amount - tax_cents(net, rate)) <= TAX_TOLERANCE_CENTS
 
 
+def _refuse_non_numbers(value: Any, field_path: str, what: str, *, missing: str) -> None:
+    """Nothing, a boolean or text is never a number here, whatever it would parse as."""
+    if value is None:
+        raise RecordInvalid(field_path, missing)
+    if isinstance(value, bool):
+        raise RecordInvalid(field_path, f"must be {what}, not a boolean ({value})")
+    if isinstance(value, str):
+        raise RecordInvalid(field_path, f"must be {what}, not text ({value!r})")
+
+
 def to_cents(value: Any, field_path: str, *, minimum: int = 0) -> int:
     """A warehouse money value as integer minor units, or ``RecordInvalid`` naming the field.
 
@@ -100,12 +110,7 @@ def to_cents(value: Any, field_path: str, *, minimum: int = 0) -> int:
     ``100.0``); refuses text, booleans, fractions of a cent, NaN/Infinity and values below
     ``minimum`` (0 by default: cents are never negative here).
     """
-    if value is None:
-        raise RecordInvalid(field_path, "is required (integer cents)")
-    if isinstance(value, bool):
-        raise RecordInvalid(field_path, f"must be integer cents, not a boolean ({value})")
-    if isinstance(value, str):
-        raise RecordInvalid(field_path, f"must be integer cents, not text ({value!r})")
+    _refuse_non_numbers(value, field_path, "integer cents", missing="is required (integer cents)")
     cents: int
     if isinstance(value, numbers.Integral):
         cents = int(value)
@@ -135,12 +140,7 @@ def to_cents(value: Any, field_path: str, *, minimum: int = 0) -> int:
 
 def to_quantity(value: Any, field_path: str) -> Decimal:
     """A line quantity as a Decimal: a finite number > 0 with at most 4 decimal places."""
-    if value is None:
-        raise RecordInvalid(field_path, "is required")
-    if isinstance(value, bool):
-        raise RecordInvalid(field_path, f"must be a number, not a boolean ({value})")
-    if isinstance(value, str):
-        raise RecordInvalid(field_path, f"must be a number, not text ({value!r})")
+    _refuse_non_numbers(value, field_path, "a number", missing="is required")
     quantity: Decimal
     if isinstance(value, Decimal):
         quantity = value
