@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
     from thred_pipeline.entities import EntitySpec
-    from thred_pipeline.sync.ledger import SyncLedger
+    from thred_pipeline.ledger import SyncLedger
     from thred_pipeline.thred.settings import ThredSettings
     from thred_pipeline.warehouse.extract import Warehouse
 
@@ -137,15 +137,9 @@ class PipelineSettings(BaseModel):
         """The client's settings; an invalid value raises ``SettingsError`` naming its variable."""
         from thred_pipeline.thred.settings import ThredSettings
 
+        same_names = {name: getattr(self, name) for name in _THRED_FIELDS if name != "base_url"}
         try:
-            return ThredSettings(
-                base_url=self.thred_base_url,
-                partner_id=self.partner_id,
-                api_key=self.api_key,
-                timeout_s=self.timeout_s,
-                verify_tls=self.verify_tls,
-                allow_insecure_tls=self.allow_insecure_tls,
-            )
+            return ThredSettings(base_url=self.thred_base_url, **same_names)
         except ValidationError as exc:
             # hide_input_in_errors: the messages never carry the rejected value (a key).
             first = exc.errors()[0]
@@ -195,11 +189,19 @@ def _parse(setting: str, url: str) -> URL:
         ) from None
 
 
-def _sqlite_file(url: URL) -> Path | None:
+def _require_sqlite_file(setting: str, url: URL, hint: str) -> None:
+    """A SQLite URL must name an existing file: SQLite would create a missing one, empty."""
     database = url.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
-        return None
-    return Path(database).expanduser()
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return
+    if database.startswith("file:"):
+        return
+    path = Path(database).expanduser()
+    if not path.is_file():
+        raise SettingsError(
+            setting,
+            f"{setting}={masked_url(url)}: the SQLite file {path} does not exist ({hint})",
+        )
 
 
 def _reason(url: URL, exc: BaseException) -> str:
@@ -253,14 +255,7 @@ def open_warehouse(url: str, specs: Iterable[EntitySpec] | None = None) -> Wareh
 
     setting = WAREHOUSE_URL
     parsed = _parse(setting, database_url(url))
-    if parsed.get_backend_name() == "sqlite":
-        path = _sqlite_file(parsed)
-        if path is not None and not path.is_file():
-            raise SettingsError(
-                setting,
-                f"{setting}={masked_url(parsed)}: the SQLite file {path} does not exist "
-                "(create it with `thred-dev seed`, or fix the path)",
-            )
+    _require_sqlite_file(setting, parsed, "create it with `thred-dev seed`, or fix the path")
     try:
         engine = create_warehouse_engine(parsed)
     except (ValueError, ArgumentError, NoSuchModuleError, ImportError) as exc:
@@ -296,19 +291,14 @@ def open_ledger(url: str, *, must_exist: bool = False) -> SyncLedger:
     from sqlalchemy import inspect
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-    from thred_pipeline.sync.ledger import SyncLedger, create_ledger_engine, ledger_table
+    from thred_pipeline.ledger import SyncLedger, create_ledger_engine, ledger_table
 
     setting = LEDGER_URL
     normalized = database_url(url)
     parsed = _parse(setting, normalized)
-    if must_exist and parsed.get_backend_name() == "sqlite":
-        path = _sqlite_file(parsed)
-        if path is not None and not path.is_file():
-            raise SettingsError(
-                setting,
-                f"{setting}={masked_url(parsed)}: the SQLite file {path} does not exist "
-                "(no sync has used this ledger yet, or the path is wrong)",
-            )
+    if must_exist:
+        why = "no sync has used this ledger yet, or the path is wrong"
+        _require_sqlite_file(setting, parsed, why)
     try:
         if not must_exist:
             return SyncLedger.from_url(normalized)

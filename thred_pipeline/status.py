@@ -21,7 +21,7 @@ from sqlalchemy import case, func, select
 
 from thred_pipeline.config import SettingsError
 from thred_pipeline.core.records import Status
-from thred_pipeline.sync.ledger import LedgerRow, SyncLedger, ledger_table
+from thred_pipeline.ledger import LedgerRow, SyncLedger, ledger_table
 
 # The Dagster names status reads (thred_pipeline.jobs / .assets; a test keeps them in step).
 NIGHTLY_JOB_NAME = "nightly_thred_sync"
@@ -316,95 +316,3 @@ def build_report(
     )
     dagster_report(report)
     return report
-
-
-# -- rendering ----------------------------------------------------------------------------------
-
-
-def _console(out: Any) -> Any:
-    from rich.console import Console
-
-    class _Console(Console):
-        def on_broken_pipe(self) -> None:
-            raise BrokenPipeError  # the CLI's own handling (exit 141), not rich's exit 1
-
-    terminal = bool(getattr(out, "isatty", lambda: False)())
-    # Not a terminal (a pipe, a file): wide enough that no row wraps; no colour codes.
-    return _Console(file=out, width=None if terminal else 200, highlight=False, soft_wrap=False)
-
-
-def render_status(report: Report, out: Any) -> None:
-    from rich.table import Table
-
-    console = _console(out)
-    numbers = (*COLUMNS, "waiting_terminals")
-    table = Table(title="Ledger: records per business and entity", title_justify="left")
-    table.add_column("business", no_wrap=True)
-    table.add_column("entity", no_wrap=True)
-    for name in numbers:
-        table.add_column(name.replace("_", " "), justify="right", no_wrap=True)
-    table.add_column("total", justify="right", no_wrap=True)
-    for row in report.rows:
-        table.add_row(
-            row.business_id,
-            row.entity,
-            *(f"{getattr(row, name)}" for name in numbers),
-            f"{row.total}",
-        )
-    if report.rows:
-        totals = report.totals
-        table.add_section()
-        table.add_row(
-            "all",
-            "",
-            *(f"{getattr(totals, name)}" for name in numbers),
-            f"{totals.total}",
-        )
-    if report.rows:
-        console.print(table)
-    else:
-        console.print("Ledger: no records (nothing synced yet, or none match the filters)")
-    run = report.last_run
-    if run is None:
-        console.print("Last nightly run: none recorded")
-    else:
-        when = run.ended or run.started
-        console.print(
-            f"Last nightly run: partition {run.partition or '-'}, {run.status}"
-            + (f", {when:%Y-%m-%d %H:%M:%S} UTC" if when else "")
-            + f" (run {run.run_id})"
-        )
-    if report.books is None:
-        console.print("Books: no books reconciliation recorded")
-    else:
-        books = report.books
-        console.print(
-            f"Books: verdict {books.verdict}, {books.at:%Y-%m-%d %H:%M:%S} UTC (run {books.run_id})"
-        )
-    for note in report.notes:
-        console.print(f"({note})")
-
-
-def render_attention(rows: Iterable[LedgerRow], out: Any) -> int:
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("status", "entity", "business", "source id", "error code"):
-        table.add_column(name, no_wrap=True)
-    table.add_column("message", overflow="fold")
-    n = 0
-    for row in rows:
-        n += 1
-        table.add_row(
-            row.status.value,
-            row.entity,
-            row.business_id,
-            row.source_id,
-            row.error_code or "",
-            " ".join((row.error_message or "").split()),
-        )
-    console = _console(out)
-    if n:
-        console.print(table)
-    console.print(f"{n} records need attention" if n else "0 records need attention")
-    return n

@@ -24,6 +24,7 @@ from thred_pipeline.assets import BOOKS_ASSETS, BOOKS_KEY, PUSH_ASSETS
 from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
 from thred_pipeline.definitions import defs
 from thred_pipeline.jobs import NIGHTLY_JOB_NAME
+from thred_pipeline.ledger import SyncLedger
 from thred_pipeline.resources import (
     LedgerResource,
     ReconcileResource,
@@ -31,8 +32,8 @@ from thred_pipeline.resources import (
     ThredResource,
     WarehouseResource,
 )
-from thred_pipeline.sensors import check_alert, run_failure_alert, run_recovered_alert
-from thred_pipeline.sync.ledger import SyncLedger
+from thred_pipeline.sensors.check_alerts import check_alert
+from thred_pipeline.sensors.run_alerts import run_failure_alert, run_recovered_alert
 
 HOOK_SECRET = "hook-s3cret-0f9a8b7c6d5e"  # the credential part of a Slack-style webhook URL
 API_KEY = "tk_live_not-a-real-key-8e7d6c5b4a"  # wrong for the sandbox: Thred refuses it

@@ -18,13 +18,13 @@ from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
 from thred_pipeline.definitions import defs
 from thred_pipeline.entities import sync_order
 from thred_pipeline.jobs import NIGHTLY_JOB_NAME
-from thred_pipeline.sensors import (
-    TRIGGER_TAG,
+from thred_pipeline.sensors.catch_up import (
     CatchUpSettings,
     catch_up_missed_nights,
     last_due_partition,
     plan_catch_up,
 )
+from thred_pipeline.sensors.runs import TRIGGER_TAG
 
 NOW = datetime(2026, 9, 12, 10, 0, tzinfo=UTC)  # the 02:15 run of 09-11 is due by now
 

@@ -35,7 +35,8 @@ from thred_pipeline.definitions import defs
 from thred_pipeline.jobs import BOOKS_JOB_NAME, NIGHTLY_JOB_NAME, ONBOARD_JOB_NAME
 from thred_pipeline.resources import LedgerResource, SyncResource, ThredResource, WarehouseResource
 from thred_pipeline.schedules import nightly_sync_schedule
-from thred_pipeline.sensors import ALL_SENSORS, books_after_nightly_sync
+from thred_pipeline.sensors import ALL_SENSORS
+from thred_pipeline.sensors.books import books_after_nightly_sync
 
 
 def test_definitions_load():

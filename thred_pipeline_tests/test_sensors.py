@@ -14,9 +14,10 @@ from thred_devtools.seed import SeedConfig, seed_warehouse
 
 from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
 from thred_pipeline.jobs import BUSINESS_TAG, sync_businesses_now
+from thred_pipeline.ledger import SyncLedger
 from thred_pipeline.resources import LedgerResource, SyncResource, ThredResource, WarehouseResource
-from thred_pipeline.sensors import TRIGGER_TAG, sync_new_businesses
-from thred_pipeline.sync.ledger import SyncLedger
+from thred_pipeline.sensors.onboarding import sync_new_businesses
+from thred_pipeline.sensors.runs import TRIGGER_TAG
 from thred_pipeline.warehouse.db import create_warehouse_engine
 from thred_pipeline.warehouse.schema import businesses, customers
 
