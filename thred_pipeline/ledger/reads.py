@@ -27,12 +27,10 @@ class LedgerReader:
     def get_many(self, entity: str, source_ids: Iterable[str]) -> dict[str, LedgerRow]:
         """Rows by the caller's source ids (an over-long id's row says its full id too)."""
         keys = {ledger_key(i): i for i in dict.fromkeys(source_ids)}
-        ids = list(keys)
-        found: dict[str, LedgerRow] = {}
         t = ledger_table
-        with self.engine.connect() as conn:
-            for start in range(0, len(ids), _IN_BATCH):
-                chunk = ids[start : start + _IN_BATCH]
+        found: dict[str, LedgerRow] = {}
+        for chunk in self._in_batches(list(keys)):
+            with self.engine.connect() as conn:
                 rows = conn.execute(
                     select(t).where(t.c.entity == entity, t.c.source_id.in_(chunk))
                 ).mappings()
@@ -47,19 +45,21 @@ class LedgerReader:
     def thred_ids(self, entity: str, source_ids: Iterable[str]) -> dict[str, str]:
         """Thred ids of records that exist in Thred (synced, drift, or created then rejected)."""
         keys = {ledger_key(i): i for i in dict.fromkeys(source_ids) if i}
-        ids = list(keys)
-        out: dict[str, str] = {}
         t = ledger_table
-        with self.engine.connect() as conn:
-            for start in range(0, len(ids), _IN_BATCH):
-                chunk = ids[start : start + _IN_BATCH]
-                rows = conn.execute(
-                    select(t.c.source_id, t.c.thred_id).where(
-                        t.c.entity == entity, t.c.source_id.in_(chunk), t.c.thred_id.is_not(None)
-                    )
-                )
-                out.update({keys[r.source_id]: r.thred_id for r in rows})
+        out: dict[str, str] = {}
+        for chunk in self._in_batches(list(keys)):
+            query = select(t.c.source_id, t.c.thred_id).where(
+                t.c.entity == entity, t.c.source_id.in_(chunk), t.c.thred_id.is_not(None)
+            )
+            with self.engine.connect() as conn:
+                out.update({keys[r.source_id]: r.thred_id for r in conn.execute(query)})
         return out
+
+    @staticmethod
+    def _in_batches(ids: list[str]) -> Iterator[list[str]]:
+        """The ids in batches small enough for one IN (...) clause."""
+        for start in range(0, len(ids), _IN_BATCH):
+            yield ids[start : start + _IN_BATCH]
 
     def source_ids_with_status(
         self, entity: str, statuses: Sequence[Status], business_id: str | None = None

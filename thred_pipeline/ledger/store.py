@@ -84,20 +84,12 @@ class SyncLedger(LedgerReader):
     ) -> None:
         """Write-ahead: committed before the request leaves, so a crash leaves ``pending``."""
         at = now()
-        values = {
-            "entity": entity,
-            "source_id": ledger_key(source_id),
-            "business_id": ledger_key(business_id),
-            "external_id": ledger_key(external_id),
-            "status": Status.PENDING.value,
-            "intended_hash": intended_hash,
-            "terminal_done": False,
-            "source_updated_at": source_updated_at,
-            "attempts": 1,
-            "first_seen_at": at,
-            "status_since": at,
-            "updated_at": at,
-        }
+        values = _new_row(entity, source_id, business_id, external_id, at)
+        values.update(
+            status=Status.PENDING.value,
+            intended_hash=intended_hash,
+            source_updated_at=source_updated_at,
+        )
         on_conflict = {
             "status": Status.PENDING.value,
             "intended_hash": intended_hash,
@@ -159,21 +151,13 @@ class SyncLedger(LedgerReader):
         """
         error = _stored_error(source_id, error_code, error_message, error_details)
         at = now()
-        values: dict[str, Any] = {
-            "entity": entity,
-            "source_id": ledger_key(source_id),
-            "business_id": ledger_key(business_id),
-            "external_id": ledger_key(external_id),
-            "status": status.value,
-            "intended_hash": intended_hash,
-            "terminal_done": False,
-            "source_updated_at": source_updated_at,
-            "attempts": 1,
+        values = _new_row(entity, source_id, business_id, external_id, at)
+        values.update(
+            status=status.value,
+            intended_hash=intended_hash,
+            source_updated_at=source_updated_at,
             **error,
-            "first_seen_at": at,
-            "status_since": at,
-            "updated_at": at,
-        }
+        )
         on_conflict: dict[str, Any] = {"status": status.value, **error, "updated_at": at}
         if intended_hash is not None or forget_intended:
             on_conflict["intended_hash"] = intended_hash
@@ -262,6 +246,23 @@ class SyncLedger(LedgerReader):
             )
         with self.engine.begin() as conn:
             _upsert_row(conn, values, on_conflict)
+
+
+def _new_row(
+    entity: str, source_id: str, business_id: str, external_id: str, at: datetime
+) -> dict[str, Any]:
+    """The columns of a row met for the first time (stored ids, first attempt)."""
+    return {
+        "entity": entity,
+        "source_id": ledger_key(source_id),
+        "business_id": ledger_key(business_id),
+        "external_id": ledger_key(external_id),
+        "terminal_done": False,
+        "attempts": 1,
+        "first_seen_at": at,
+        "status_since": at,
+        "updated_at": at,
+    }
 
 
 def _stored_error(

@@ -17,7 +17,7 @@ from thred_pipeline.ledger import SyncLedger
 from thred_pipeline.sync.run import BusinessState, Run
 from thred_pipeline.thred.client import ThredClient
 from thred_pipeline.thred.errors import ThredAuthError
-from thred_pipeline.thred.paths import business_resource
+from thred_pipeline.thred.paths import chart_of_accounts_path, tax_codes_path
 from thred_pipeline.warehouse.extract import Warehouse
 
 IN_BATCH = 500  # ids per IN (...) clause
@@ -107,7 +107,7 @@ class ContextReader:
 
 async def _tax_codes(client: ThredClient, thred_business_id: str) -> dict[str, TaxCode]:
     response = await client.request(
-        "GET", business_resource(thred_business_id, "tax-codes"), business_id=thred_business_id
+        "GET", tax_codes_path(thred_business_id), business_id=thred_business_id
     )
     codes = response.body.get("tax_codes", []) if isinstance(response.body, dict) else []
     return {
@@ -118,7 +118,7 @@ async def _tax_codes(client: ThredClient, thred_business_id: str) -> dict[str, T
 
 async def _account_ids(client: ThredClient, thred_business_id: str) -> dict[str, str]:
     accounts: dict[str, str] = {}
-    path = business_resource(thred_business_id, "general-ledger", "chart-of-accounts")
+    path = chart_of_accounts_path(thred_business_id)
     async for account in client.iter_pages(path, business_id=thred_business_id):
         accounts[str(account["code"])] = str(account["id"])
     return accounts

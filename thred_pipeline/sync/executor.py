@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import Any
 
 from thred_pipeline import entities
 from thred_pipeline.core.records import MapContext, ParentNotSynced, RecordInvalid, Status
 from thred_pipeline.entities import ChangePolicy
 from thred_pipeline.ledger import LedgerCode, LedgerRow, SyncLedger
 from thred_pipeline.sync.adopt import find_ours
-from thred_pipeline.sync.outcomes import Outcome, Setback
+from thred_pipeline.sync.outcomes import Confirmation, Outcome, Setback
 from thred_pipeline.sync.planner import (
     Action,
     Confirm,
@@ -156,7 +157,7 @@ class Executor:
                     self.ledger.touch_confirmed(job.spec.name, job.source_id, job.version)
                 job.count(Outcome.UNCHANGED)
             case Confirm(thred_id=thred_id, terminal_done=done, count_as=count_as):
-                self.synced(job, thred_id, terminal_done=done)
+                self.synced(job, thred_id, terminal_done=done, body=job.body)
                 job.count(count_as)
             case WaitForDependants(thred_id=thred_id, blockers=blockers):
                 self.recorder.waiting(job, thred_id, blockers)
@@ -255,7 +256,7 @@ class Executor:
         if await self.requests.call(job, method, path, send, thred_id=step.thred_id) is None:
             return False
         # A voided/archived object never gets an update (the planner flags drift instead).
-        self.synced(job, step.thred_id, terminal_done=False)
+        self.synced(job, step.thred_id, terminal_done=False, body=job.body)
         job.count(step.count_as)
         return True
 
@@ -265,30 +266,17 @@ class Executor:
         path = self.requests.path(job, job.spec.terminal.path, {"thred_id": thred_id})
         if await self.requests.call(job, "POST", path, {}, thred_id=thred_id) is None:
             return False
-        self.ledger.record_synced(
-            entity=job.spec.name,
-            source_id=job.source_id,
-            thred_id=thred_id,
-            confirmed_hash=job.digest,
-            confirmed_updated_at=job.version,
-            terminal_done=True,
-            confirmed_body=None,
-        )
+        self.synced(job, thred_id, terminal_done=True, body=None)
         job.count(Outcome.TERMINAL)
         return True
 
     async def _replay(self, job: Job, step: Replay) -> None:
         """Record what Thred holds after a replayed create, then bring it up to date."""
-        self.ledger.record_synced(
-            entity=job.spec.name,
-            source_id=job.source_id,
-            thred_id=step.thred_id,
-            confirmed_hash=step.confirmed_hash,
-            confirmed_updated_at=step.confirmed_updated_at,
-            terminal_done=step.terminal_done,
-            # Keep the confirmed payload to explain drift; an attempt's was not kept.
-            confirmed_body=None if step.keep_body else {},
+        body: dict[str, Any] | None = None if step.keep_body else {}  # kept to explain drift
+        held = Confirmation(
+            step.thred_id, step.confirmed_hash, step.confirmed_updated_at, step.terminal_done, body
         )
+        self.recorder.confirmed(job, held)
         replayed = self.ledger.get(job.spec.name, job.source_id)
         assert replayed is not None
         plan = plan_change(
@@ -304,24 +292,15 @@ class Executor:
     def intent(self, job: Job) -> None:
         """Write-ahead: committed before the request leaves, so a crash leaves ``pending``."""
         self.ledger.record_intent(
-            entity=job.spec.name,
-            source_id=job.source_id,
-            business_id=job.business_id,
-            external_id=job.external_id,
-            intended_hash=job.digest,
-            source_updated_at=job.version,
+            **job.identity(), intended_hash=job.digest, source_updated_at=job.version
         )
 
-    def synced(self, job: Job, thred_id: str, *, terminal_done: bool) -> None:
-        self.ledger.record_synced(
-            entity=job.spec.name,
-            source_id=job.source_id,
-            thred_id=thred_id,
-            confirmed_hash=job.digest,
-            confirmed_updated_at=job.version,
-            terminal_done=terminal_done,
-            confirmed_body=job.body,
-        )
+    def synced(
+        self, job: Job, thred_id: str, *, terminal_done: bool, body: dict[str, Any] | None
+    ) -> None:
+        """Thred confirmed this record's payload at its warehouse version."""
+        held = Confirmation(thred_id, job.digest, job.version, terminal_done, body)
+        self.recorder.confirmed(job, held)
 
     def _drift(self, job: Job, step: Drift) -> None:
         body = job.body
@@ -363,10 +342,7 @@ class Executor:
             return
         when = value.isoformat() if isinstance(value, datetime) else str(value)
         self.ledger.record_outcome(
-            entity=spec.name,
-            source_id=record.source_id,
-            business_id=record.business_id,
-            external_id=row.external_id,
+            **job.identity(),
             status=Status.SYNCED,
             error_code=state.code,
             error_message=(

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -76,6 +77,19 @@ class Setback:
     def __post_init__(self) -> None:
         if self.outcome not in _SETBACK_STATUS:
             raise ValueError(f"{self.outcome} is not a setback")
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What Thred holds of a record, as the ledger records it: the object, the payload's
+    digest, the warehouse version of that payload, whether it is voided/archived, and the
+    payload itself (``None``: keep the one stored)."""
+
+    thred_id: str
+    digest: str
+    version: datetime
+    terminal_done: bool
+    body: Mapping[str, Any] | None
 
 
 @dataclass

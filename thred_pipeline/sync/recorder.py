@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from thred_pipeline.core.records import RecordInvalid
 from thred_pipeline.ledger import LedgerCode, SyncLedger
-from thred_pipeline.sync.outcomes import Outcome, Setback
+from thred_pipeline.sync.outcomes import Confirmation, Outcome, Setback
 from thred_pipeline.sync.run import Job
 from thred_pipeline.thred.errors import ThredError
 
@@ -33,10 +33,7 @@ class Recorder:
         keep = setback.forget_intended or setback.keeps_versions
         try:
             self.ledger.record_outcome(
-                entity=job.spec.name,
-                source_id=job.source_id,
-                business_id=job.business_id,
-                external_id=job.external_id,
+                **job.identity(),
                 status=setback.outcome.ledger_status,
                 error_code=setback.code,
                 error_message=setback.message,
@@ -54,6 +51,18 @@ class Recorder:
             )
         if count:
             job.count(setback.outcome, job.sample(**setback.sample))
+
+    def confirmed(self, job: Job, held: Confirmation) -> None:
+        """Thred holds ``held``: the row is synced, its error cleared."""
+        self.ledger.record_synced(
+            entity=job.spec.name,
+            source_id=job.source_id,
+            thred_id=held.thred_id,
+            confirmed_hash=held.digest,
+            confirmed_updated_at=held.version,
+            terminal_done=held.terminal_done,
+            confirmed_body=held.body,
+        )
 
     def paused(self, job: Job) -> None:
         """The business's credentials were refused this run: a record that needs Thred waits."""

@@ -6,16 +6,11 @@ from typing import Any
 
 from thred_pipeline.entities import EntitySpec
 from thred_pipeline.ledger import LedgerCode, LedgerRow, SyncLedger
-from thred_pipeline.sync.outcomes import Outcome, Setback
+from thred_pipeline.sync.outcomes import Confirmation, Outcome, Setback
 from thred_pipeline.sync.recorder import Recorder
 from thred_pipeline.sync.run import Job
+from thred_pipeline.thred import errors
 from thred_pipeline.thred.client import ThredResponse
-from thred_pipeline.thred.errors import (
-    ThredAuthError,
-    ThredDuplicateExternalId,
-    ThredError,
-    ThredTransientError,
-)
 from thred_pipeline.thred.paths import business_resource
 
 
@@ -56,11 +51,22 @@ class Requests:
             return await job.client.request(
                 method, path, business_id=business, json=body, idempotency_key=idempotency_key
             )
-        except ThredDuplicateExternalId as exc:
+        except errors.ThredDuplicateExternalId as exc:
             if duplicates_raise:
                 raise
             self.recorder.refused(job, thred_id, exc)
-        except ThredAuthError as exc:
+        except errors.ThredError as exc:
+            self._failed(job, exc, thred_id, keep_if_refused)
+        return None
+
+    def _failed(
+        self,
+        job: Job,
+        exc: errors.ThredError,
+        thred_id: str | None,
+        keep_if_refused: LedgerRow | None,
+    ) -> None:
+        if isinstance(exc, errors.ThredAuthError):
             job.state.paused = f"auth refused ({exc.status}, {exc.error_code})"
             sample = {"reason": job.state.paused}
             setback = Setback(
@@ -71,34 +77,27 @@ class Requests:
                 thred_id=thred_id,
             )
             self.recorder.record(job, setback)
-        except ThredTransientError as exc:
+        elif isinstance(exc, errors.ThredTransientError):
             code = exc.error_code or (
                 LedgerCode.UNCERTAIN if exc.outcome_uncertain else LedgerCode.TRANSIENT
             )
             sample = {"reason": str(exc)}
             setback = Setback(Outcome.UNKNOWN, code, str(exc), sample=sample, thred_id=thred_id)
             self.recorder.record(job, setback)
-        except ThredError as exc:
-            if keep_if_refused is not None and keep_if_refused.thred_id is not None:
-                # Thred holds this very payload (the ledger confirmed it) and refuses to take
-                # it again (a payout reconciled in Thred): nothing to change, nothing invented.
-                self._restore(job, keep_if_refused)
-                job.count(Outcome.UNCHANGED, job.sample(reason=f"re-send refused: {exc}"))
-                return None
+        elif keep_if_refused is not None and keep_if_refused.thred_id is not None:
+            # Thred holds this very payload (the ledger confirmed it) and refuses to take it
+            # again (a payout reconciled in Thred): nothing to change, nothing invented.
+            self._restore(job, keep_if_refused)
+            job.count(Outcome.UNCHANGED, job.sample(reason=f"re-send refused: {exc}"))
+        else:
             self.recorder.refused(job, thred_id, exc)
-        return None
 
     def _restore(self, job: Job, prior: LedgerRow) -> None:
         assert prior.thred_id is not None and prior.confirmed_hash is not None
-        self.ledger.record_synced(
-            entity=job.spec.name,
-            source_id=job.source_id,
-            thred_id=prior.thred_id,
-            confirmed_hash=prior.confirmed_hash,
-            confirmed_updated_at=job.version,
-            terminal_done=prior.terminal_done,
-            confirmed_body=None,
+        kept = Confirmation(
+            prior.thred_id, prior.confirmed_hash, job.version, prior.terminal_done, None
         )
+        self.recorder.confirmed(job, kept)
 
 
 def response_thred_id(spec: EntitySpec, response: ThredResponse) -> str:
@@ -108,5 +107,5 @@ def response_thred_id(spec: EntitySpec, response: ThredResponse) -> str:
         body = body[spec.response_key]
     value = body.get("id")
     if not value:
-        raise ThredError(f"{spec.label} response has no id", status=response.status_code)
+        raise errors.ThredError(f"{spec.label} response has no id", status=response.status_code)
     return str(value)

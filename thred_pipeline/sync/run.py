@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from thred_pipeline.core.records import Mapped, SourceRecord, TaxCode
 from thred_pipeline.entities import EntitySpec
@@ -20,6 +20,15 @@ def rule_of(spec: EntitySpec) -> Rule:
         change_policy=spec.change_policy,
         terminal=spec.terminal.name if spec.terminal else None,
     )
+
+
+class Identity(TypedDict):
+    """A record's ids, as every ledger write names them."""
+
+    entity: str
+    source_id: str
+    business_id: str
+    external_id: str
 
 
 class BusinessState:
@@ -102,6 +111,15 @@ class Job:
     def name(self) -> str:
         """How messages name the record: "invoice inv-1"."""
         return f"{self.spec.label} {self.record.source_id}"
+
+    def identity(self) -> Identity:
+        """The record's ids as the ledger's writes take them."""
+        return {
+            "entity": self.spec.name,
+            "source_id": self.source_id,
+            "business_id": self.business_id,
+            "external_id": self.external_id,
+        }
 
     def sample(self, **extra: Any) -> dict[str, Any]:
         return {"source_id": self.source_id, "external_id": self.external_id, **extra}

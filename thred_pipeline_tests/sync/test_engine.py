@@ -465,8 +465,8 @@ class DuplicatingWarehouse(Warehouse):
         super().__init__(engine)
         self.twice, self.copy, self.apart = twice, copy, apart
 
-    def iter_changed(self, spec: Any, window: TimeWindow, *, chunk_size: int = 500) -> Any:
-        for chunk in super().iter_changed(spec, window, chunk_size=chunk_size):
+    def iter_changed(self, source: Any, window: TimeWindow, *, chunk_size: int = 500) -> Any:
+        for chunk in super().iter_changed(source, window, chunk_size=chunk_size):
             copies = [
                 dataclasses.replace(r, row={**r.row, **self.copy})
                 for r in chunk
