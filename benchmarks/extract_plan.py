@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
     records = 0
     digest = hashlib.sha256()
     try:
-        for chunk in warehouse.iter_changed(entities.get("invoices"), window):
+        for chunk in warehouse.iter_changed(entities.get("invoices").source, window):
             for record in chunk:
                 digest.update(
                     hashlib.sha256(

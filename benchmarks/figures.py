@@ -333,7 +333,7 @@ def failed_for_429(ledger: str) -> tuple[int, int]:
         ).fetchone()[0]
         rate_limited = conn.execute(
             f"SELECT count(*) FROM {LEDGER_TABLE} WHERE status != 'synced' AND "  # noqa: S608
-            "(error_code LIKE '%rate%' OR error_message LIKE '%429%' "
+            "(error_code LIKE '%rate%' OR error_message LIKE '%429%' OR error_details LIKE '%429%' "
             "OR error_message LIKE '%rate limit%')"
         ).fetchone()[0]
     return int(rate_limited), int(not_synced)

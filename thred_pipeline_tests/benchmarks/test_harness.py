@@ -11,13 +11,15 @@ import re
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 from thred_devtools.sandbox import SandboxConfig, start_sandbox
 
 from benchmarks import data
-from benchmarks.docs_client import naive_sync, raw_load, read_books
+from benchmarks.docs_client import ClientRun, naive_sync, raw_load, read_books
 from benchmarks.figures import PARTNER, Row, Sizes
 from benchmarks.ledger_loop import sqlite_path
 from benchmarks.procs import request_counts
@@ -70,10 +72,11 @@ def test_the_naive_client_and_the_load_generator_write_what_the_books_hold(
     url = data.seed_ar(data.warehouse_file(tmp_path, "w"), 2, 4, 6, 3)
     books = read_books(url)
     objects = []
-    for send in (
-        lambda base: naive_sync(base, PARTNER, books),
-        lambda base: raw_load(base, PARTNER, books, 3),
-    ):
+    senders: list[Callable[[str], ClientRun]] = [
+        partial(naive_sync, partner=PARTNER, books=books),
+        partial(raw_load, partner=PARTNER, books=books, concurrency=3),
+    ]
+    for send in senders:
         with start_sandbox(SandboxConfig()) as sandbox:
             run = send(sandbox.url)
             stats = sandbox.app.state.sandbox.store.scope_counts()
