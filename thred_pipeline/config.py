@@ -41,6 +41,7 @@ _THRED_FIELDS = {
     "partner_id": "THRED_PARTNER_ID",
     "api_key": "THRED_API_KEY",
     "timeout_s": "THRED_TIMEOUT_S",
+    "max_attempts": "THRED_MAX_ATTEMPTS",
     "verify_tls": "THRED_VERIFY_TLS",
     "allow_insecure_tls": "THRED_ALLOW_INSECURE_TLS",
 }
@@ -113,6 +114,7 @@ class PipelineSettings(BaseModel):
     lookback_hours: float = 2.0
     concurrency: int = 4
     timeout_s: float = 30.0
+    max_attempts: int = 6
     verify_tls: bool = True
     allow_insecure_tls: bool = False
 
@@ -129,6 +131,7 @@ class PipelineSettings(BaseModel):
             lookback_hours=_number("THRED_LOOKBACK_HOURS", "2", float, minimum=0),
             concurrency=int(_number("THRED_CONCURRENCY", "4", int, minimum=1)),
             timeout_s=_number("THRED_TIMEOUT_S", "30", float, minimum=0, inclusive=False),
+            max_attempts=int(_number("THRED_MAX_ATTEMPTS", "6", int, minimum=1)),
             verify_tls=env.get("THRED_VERIFY_TLS", "1") != "0",
             allow_insecure_tls=env.get("THRED_ALLOW_INSECURE_TLS", "") == "1",
         )

@@ -54,6 +54,7 @@ class ThredResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
     partner_id: str
     api_key: str
     timeout_s: float = 30.0
+    max_attempts: int = 6  # per request, the first included: retries end sooner with fewer
     verify_tls: bool = True
     allow_insecure_tls: bool = False  # both must be set to turn verification off (logged)
 
@@ -63,6 +64,7 @@ class ThredResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
             partner_id=self.partner_id,
             api_key=SecretStr(self.api_key),
             timeout_s=self.timeout_s,
+            max_attempts=self.max_attempts,
             verify_tls=self.verify_tls,
             allow_insecure_tls=self.allow_insecure_tls,
         )

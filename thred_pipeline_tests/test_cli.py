@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from thred_devtools.sandbox import SandboxConfig, start_sandbox
 from thred_devtools.seed import SeedConfig, seed_warehouse
 
-from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID
+from thred_pipeline.config import DEMO_API_KEY, DEMO_PARTNER_ID, PipelineSettings, SettingsError
 from thred_pipeline.ledger import ledger_table
 
 CLI = Path(sys.executable).with_name("thred-pipeline")
@@ -205,10 +205,11 @@ def test_base_url_is_not_thred(env: dict[str, str], other_server: str) -> None:
 
 
 def test_thred_unreachable(env: dict[str, str]) -> None:
-    """Nothing listens: the normal bounded retries run (logged as warnings), then one line."""
+    """Nothing listens: the bounded retries run (logged as warnings), then one line.
+    THRED_MAX_ATTEMPTS=2 keeps the wait short (the default, 6, takes 8-10 s of backoff)."""
     url = f"http://127.0.0.1:{free_port()}"
-    ran = run(env, "sync", *EVERYTHING, THRED_BASE_URL=url)
-    message = assert_one_line(ran, 2, f"THRED_BASE_URL={url}", "unreachable")
+    ran = run(env, "sync", *EVERYTHING, THRED_BASE_URL=url, THRED_MAX_ATTEMPTS="2")
+    message = assert_one_line(ran, 2, f"THRED_BASE_URL={url}", "unreachable", "(2 attempts made)")
     assert [line for line in ran.err_lines if "configuration error" in line] == [message]
     assert all("WARNING thred_pipeline.thred: thred " in line for line in ran.err_lines[:-1])
     assert ledger_rows(env) == 0
@@ -282,6 +283,17 @@ def test_plain_postgresql_ledger_url_works(env: dict[str, str], postgres_url: st
 def test_bad_number_setting(env: dict[str, str]) -> None:
     ran = run(env, "sync", *EVERYTHING, THRED_CONCURRENCY="lots")
     assert ran.err_lines == [assert_one_line(ran, 2, "THRED_CONCURRENCY", "'lots'")]
+
+
+def test_max_attempts_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """THRED_MAX_ATTEMPTS reaches the client; below 1 it is refused naming the setting."""
+    monkeypatch.delenv("THRED_MAX_ATTEMPTS", raising=False)
+    assert PipelineSettings.from_env().thred_settings().max_attempts == 6
+    monkeypatch.setenv("THRED_MAX_ATTEMPTS", "3")
+    assert PipelineSettings.from_env().thred_settings().max_attempts == 3
+    monkeypatch.setenv("THRED_MAX_ATTEMPTS", "0")
+    with pytest.raises(SettingsError, match="THRED_MAX_ATTEMPTS must be >= 1, got '0'"):
+        PipelineSettings.from_env()
 
 
 # -- arguments --------------------------------------------------------------------------------

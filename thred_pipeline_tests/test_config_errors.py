@@ -36,7 +36,10 @@ def _resources(tmp_path: Path, base_url: str, api_key: str) -> dict[str, object]
     return {
         "warehouse": WarehouseResource(url=warehouse_url),
         "ledger": LedgerResource(url=f"sqlite:///{tmp_path / 'ledger.db'}"),
-        "thred": ThredResource(base_url=base_url, partner_id=DEMO_PARTNER_ID, api_key=api_key),
+        # Two attempts: an unreachable Thred fails after one retry instead of 8-10 s of backoff.
+        "thred": ThredResource(
+            base_url=base_url, partner_id=DEMO_PARTNER_ID, api_key=api_key, max_attempts=2
+        ),
         "sync": SyncResource(),
         "reconcile": ReconcileResource(),
     }
