@@ -18,6 +18,7 @@ from thred_devtools.sandbox import (
     routes_ap,
     routes_ar,
     routes_books,
+    routes_businesses,
     routes_parties,
     rules,
 )
@@ -32,6 +33,7 @@ __all__ = ["ROUTERS", "create_app"]
 # The Platform API routers, in registration order (routes.py holds their dependencies).
 ROUTERS = (
     routes.router,
+    routes_businesses.router,
     routes_parties.router,
     routes_ar.router,
     routes_ap.router,

@@ -15,7 +15,6 @@ from thred_devtools.sandbox.core import (
     check_currency,
     fail_if,
     public,
-    remember_response,
 )
 from thred_devtools.sandbox.documents import doc_outstanding, status_of
 from thred_devtools.sandbox.errors import Details
@@ -23,6 +22,7 @@ from thred_devtools.sandbox.ledger import EntryBuilder
 from thred_devtools.sandbox.models import BillPaymentCreate
 from thred_devtools.sandbox.settlements import (
     check_allocations,
+    record_payment,
     replay_settlement,
     settle_allocations,
 )
@@ -109,26 +109,11 @@ def post_bill_payment(sb: Sandbox, pay: Obj) -> None:
     )
 
 
-def create_bill_payment(
+def _bill_payment_record(
     sb: Sandbox, business: Obj, body: BillPaymentCreate, idem_key: str | None
-) -> Result:
+) -> Obj:
     store = sb.store
     scope = business["id"]
-    keys = (idem_key, body.external_id)
-    replay = replay_settlement(
-        sb, scope, "bill_payments", "bill payment", keys, lambda p: bill_payment_view(sb, p)
-    )
-    if replay is not None:
-        return replay
-    if store.get_in("vendors", scope, body.vendor_id) is None:
-        fail_if({"vendor_id": ["Vendor not found. Create the vendor before its payments."]})
-    details: Details = {}
-    if body.payment_method == "check" and not body.check_number:
-        add_error(details, "check_number", "Required when payment_method is check.")
-    check_currency(details, business, body.currency)
-    allocations = [(a.bill_id, a.amount_cents) for a in body.allocations]
-    check_allocations(sb, AP, scope, allocations, body.amount_cents, body.vendor_id, details)
-    fail_if(details)
     now = now_iso()
     pay: Obj = {
         "id": store.new_id(),
@@ -161,8 +146,30 @@ def create_bill_payment(
         "created_at": now,
         "updated_at": now,
     }
-    store.put("bill_payments", pay)
-    post_bill_payment(sb, pay)
-    response = bill_payment_view(sb, pay)
-    remember_response(sb, scope, "bill_payments", idem_key, pay["id"], response)
-    return 201, response
+    return pay
+
+
+def create_bill_payment(
+    sb: Sandbox, business: Obj, body: BillPaymentCreate, idem_key: str | None
+) -> Result:
+    store = sb.store
+    scope = business["id"]
+    keys = (idem_key, body.external_id)
+    replay = replay_settlement(
+        sb, scope, "bill_payments", "bill payment", keys, lambda p: bill_payment_view(sb, p)
+    )
+    if replay is not None:
+        return replay
+    if store.get_in("vendors", scope, body.vendor_id) is None:
+        fail_if({"vendor_id": ["Vendor not found. Create the vendor before its payments."]})
+    details: Details = {}
+    if body.payment_method == "check" and not body.check_number:
+        add_error(details, "check_number", "Required when payment_method is check.")
+    check_currency(details, business, body.currency)
+    allocations = [(a.bill_id, a.amount_cents) for a in body.allocations]
+    check_allocations(sb, AP, scope, allocations, body.amount_cents, body.vendor_id, details)
+    fail_if(details)
+    pay = _bill_payment_record(sb, business, body, idem_key)
+    return record_payment(
+        sb, "bill_payments", pay, post_bill_payment, lambda p: bill_payment_view(sb, p), idem_key
+    )

@@ -1,21 +1,42 @@
 """Request bodies as pydantic models.
 
-Types are strict (a money field given as "100" or 1.5 is refused, not coerced) because the
-sandbox exists to catch client mistakes. Unknown fields are ignored, as real APIs do.
+Field types are strict (fields.py) because the sandbox exists to catch client mistakes.
+Unknown fields are ignored, as real APIs do.
 Documented aliases (unit_price / unit_price_cents, ...) are separate optional fields that
 the services resolve, so a conflict between two aliases can be reported precisely.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from thred_devtools.sandbox import rules
+from thred_devtools.sandbox.fields import (
+    AccountRef,
+    Cents,
+    Code,
+    Country,
+    Currency,
+    DateOnly,
+    DateOrDateTime,
+    Email,
+    ExternalId,
+    Flag,
+    Id,
+    JsonObject,
+    Name,
+    PositiveCents,
+    Quantity,
+    RequiredName,
+    Short,
+    Tags,
+    Text,
+    bounded,
+    parse_date,
+    parse_date_or_datetime,
+)
 
 __all__ = [
     "AccountCreate",
@@ -40,122 +61,6 @@ __all__ = [
 ]
 
 
-def _s(max_length: int, min_length: int = 0) -> Any:
-    return StringConstraints(strict=True, max_length=max_length, min_length=min_length)
-
-
-ExternalId = Annotated[str, _s(rules.MAX_EXTERNAL_ID, 1)]
-Name = Annotated[str, _s(rules.MAX_NAME)]
-RequiredName = Annotated[str, _s(rules.MAX_NAME, 1)]
-Short = Annotated[str, _s(rules.MAX_SHORT)]
-Code = Annotated[str, _s(rules.MAX_CODE)]
-Text = Annotated[str, _s(rules.MAX_TEXT)]
-Id = Annotated[str, _s(100, 1)]
-Cents = Annotated[int, Field(strict=True, ge=0, le=rules.MAX_AMOUNT_CENTS)]
-PositiveCents = Annotated[int, Field(strict=True, ge=1, le=rules.MAX_AMOUNT_CENTS)]
-Flag = Annotated[bool, Field(strict=True)]
-JsonObject = dict[str, Any]
-Tags = Annotated[list[Any], Field(max_length=100)]
-
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_DATETIME_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|z|[+-]\d{2}:?\d{2})?$"
-)
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-def parse_date(value: str) -> str:
-    """Strict ``YYYY-MM-DD``; returns the normalised date."""
-    if not _DATE_RE.match(value):
-        raise ValueError("Date has wrong format. Use YYYY-MM-DD.")
-    try:
-        return dt.date.fromisoformat(value).isoformat()
-    except ValueError:
-        raise ValueError("Date has wrong format. Use YYYY-MM-DD.") from None
-
-
-def parse_date_or_datetime(value: str) -> str:
-    """A date or an ISO-8601 date-time; returns UTC ``YYYY-MM-DDTHH:MM:SSZ``."""
-    if _DATE_RE.match(value):
-        return parse_date(value) + rules.DATE_ONLY_TIME
-    if not _DATETIME_RE.match(value):
-        raise ValueError("Datetime has wrong format. Use YYYY-MM-DD or ISO 8601 date-time.")
-    text = value.replace(" ", "T", 1)
-    if len(text) > 26 and "." in text:  # trim nanoseconds for fromisoformat
-        head, _, tail = text.partition(".")
-        digits = "".join(ch for ch in tail if ch.isdigit())
-        text = f"{head}.{digits[:6]}{tail[len(digits) :]}"
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        raise ValueError(
-            "Datetime has wrong format. Use YYYY-MM-DD or ISO 8601 date-time."
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _email(value: str) -> str:
-    if not _EMAIL_RE.match(value):
-        raise ValueError("Enter a valid email address.")
-    return value
-
-
-def _quantity(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError("A valid number is required.")
-    if isinstance(value, str) and len(value) > 40:
-        raise ValueError("A valid number is required.")
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValueError("A valid number is required.") from None
-    if not number.is_finite():
-        raise ValueError("A valid number is required.")
-    if number <= 0:
-        raise ValueError("Ensure this value is greater than 0.")
-    if number > rules.MAX_QUANTITY:
-        raise ValueError(f"Ensure this value is less than or equal to {rules.MAX_QUANTITY}.")
-    exponent = number.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > rules.QUANTITY_MAX_DECIMALS:
-        raise ValueError(
-            f"Ensure that there are no more than {rules.QUANTITY_MAX_DECIMALS} decimal places."
-        )
-    return format(number.normalize(), "f")
-
-
-def _country(value: str) -> str:
-    upper = value.upper()
-    if not re.match(r"^[A-Z]{2}$", upper):
-        raise ValueError("Enter a two-letter ISO 3166 country code.")
-    return upper
-
-
-def _account_ref(value: Any) -> Any:
-    if isinstance(value, str):
-        if not 0 < len(value) <= 100:
-            raise ValueError("Invalid account identifier.")
-        return value
-    if isinstance(value, dict):
-        for key in ("id", "code", "account_code", "stable_name"):
-            candidate = value.get(key)
-            if isinstance(candidate, str) and 0 < len(candidate) <= 100:
-                return value
-    raise ValueError(
-        'Invalid account identifier. Expected an account code or {"type": "AccountId", "id": ...}.'
-    )
-
-
-DateOnly = Annotated[str, _s(10), AfterValidator(parse_date)]
-DateOrDateTime = Annotated[str, _s(40), AfterValidator(parse_date_or_datetime)]
-Email = Annotated[str, _s(254), AfterValidator(_email)]
-Quantity = Annotated[Any, AfterValidator(_quantity)]
-Country = Annotated[str, _s(2, 2), AfterValidator(_country)]
-AccountRef = Annotated[Any, AfterValidator(_account_ref)]
-Currency = Annotated[str, _s(3, 1)]
-
-
 class Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -168,11 +73,11 @@ class BusinessCreate(Body):
     email: Email
     phone_number: Code | None = None
     tin: Code | None = None
-    vat_number: Annotated[str, _s(20)] | None = None
-    company_number: Annotated[str, _s(20)] | None = None
+    vat_number: Annotated[str, bounded(20)] | None = None
+    company_number: Annotated[str, bounded(20)] | None = None
     country: Country | None = None
     province: Short | None = None
-    eu_nace_industry_code: Annotated[str, _s(10)] | None = None
+    eu_nace_industry_code: Annotated[str, bounded(10)] | None = None
     base_currency: Currency | None = None
     currency: Currency | None = None  # older guides
     accounting_method: Literal["cash", "accrual"] = "accrual"
@@ -187,17 +92,17 @@ class BusinessPatch(Body):
     email: Email | None = None
     phone_number: Code | None = None
     tin: Code | None = None
-    vat_number: Annotated[str, _s(20)] | None = None
-    company_number: Annotated[str, _s(20)] | None = None
+    vat_number: Annotated[str, bounded(20)] | None = None
+    company_number: Annotated[str, bounded(20)] | None = None
     province: Short | None = None
-    eu_nace_industry_code: Annotated[str, _s(10)] | None = None
+    eu_nace_industry_code: Annotated[str, bounded(10)] | None = None
     accounting_method: Literal["cash", "accrual"] | None = None
     fiscal_year_end: DateOnly | None = None
     metadata: JsonObject | None = None
     # not updatable: accepted only when unchanged
-    country: Annotated[str, _s(10)] | None = None
-    base_currency: Annotated[str, _s(10)] | None = None
-    currency: Annotated[str, _s(10)] | None = None
+    country: Annotated[str, bounded(10)] | None = None
+    base_currency: Annotated[str, bounded(10)] | None = None
+    currency: Annotated[str, bounded(10)] | None = None
     external_id: ExternalId | None = None
 
 
@@ -480,7 +385,7 @@ class VendorCreditCreate(Body):
 
 # ------------------------------------------------------------------ chart of accounts
 class AccountCreate(Body):
-    code: Annotated[str, _s(20, 1)]
+    code: Annotated[str, bounded(20, 1)]
     name: RequiredName
     account_type: Literal[rules.ACCOUNT_TYPES]  # type: ignore[valid-type]
     account_subtype: Code | None = None

@@ -15,7 +15,6 @@ from thred_devtools.sandbox.core import (
     add_error,
     check_currency,
     fail_if,
-    remember_response,
 )
 from thred_devtools.sandbox.documents import doc_outstanding, status_of
 from thred_devtools.sandbox.errors import Details
@@ -23,6 +22,7 @@ from thred_devtools.sandbox.ledger import EntryBuilder
 from thred_devtools.sandbox.models import PaymentCreate
 from thred_devtools.sandbox.settlements import (
     check_allocations,
+    record_payment,
     replay_settlement,
     settle_allocations,
 )
@@ -242,27 +242,17 @@ def _payment_form(
     return invoice["customer_id"], body.amount_cents, [(invoice["id"], body.amount_cents)]
 
 
-def create_payment(sb: Sandbox, business: Obj, body: PaymentCreate, idem_key: str | None) -> Result:
+def _payment_record(
+    sb: Sandbox,
+    business: Obj,
+    body: PaymentCreate,
+    form: tuple[str, int, list[tuple[str, int]]],
+    idem_key: str | None,
+) -> Obj:
+    """The stored payment of a checked request (``form``: customer, total, allocations)."""
     store = sb.store
     scope = business["id"]
-    keys = (idem_key, body.external_id)
-    replay = replay_settlement(
-        sb, scope, "invoice_payments", "payment", keys, lambda p: payment_create_view(sb, p)
-    )
-    if replay is not None:
-        return replay
-    details: Details = {}
-    customer_id, total, allocations = _payment_form(sb, scope, body)
-    customer = store.get_in("customers", scope, customer_id)
-    if customer is None:
-        fail_if({"customer_id": ["Customer not found. Create the customer before its payments."]})
-    check_currency(details, business, body.currency)
-    if body.processing_fee_cents > total:
-        add_error(details, "processing_fee_cents", "The fee cannot exceed the payment total.")
-    check_allocations(sb, AR, scope, allocations, total, customer_id, details)
-    fail_if(details)
-    if body.notes is not None and body.note is None:
-        sb.note_alias("payment.notes")
+    customer_id, total, allocations = form
     now = now_iso()
     pay: Obj = {
         "id": store.new_id(),
@@ -295,8 +285,31 @@ def create_payment(sb: Sandbox, business: Obj, body: PaymentCreate, idem_key: st
         "created_at": now,
         "updated_at": now,
     }
-    store.put("invoice_payments", pay)
-    post_payment(sb, pay)
-    response = payment_create_view(sb, pay)
-    remember_response(sb, scope, "invoice_payments", idem_key, pay["id"], response)
-    return 201, response
+    return pay
+
+
+def create_payment(sb: Sandbox, business: Obj, body: PaymentCreate, idem_key: str | None) -> Result:
+    store = sb.store
+    scope = business["id"]
+    keys = (idem_key, body.external_id)
+    replay = replay_settlement(
+        sb, scope, "invoice_payments", "payment", keys, lambda p: payment_create_view(sb, p)
+    )
+    if replay is not None:
+        return replay
+    details: Details = {}
+    customer_id, total, allocations = _payment_form(sb, scope, body)
+    customer = store.get_in("customers", scope, customer_id)
+    if customer is None:
+        fail_if({"customer_id": ["Customer not found. Create the customer before its payments."]})
+    check_currency(details, business, body.currency)
+    if body.processing_fee_cents > total:
+        add_error(details, "processing_fee_cents", "The fee cannot exceed the payment total.")
+    check_allocations(sb, AR, scope, allocations, total, customer_id, details)
+    fail_if(details)
+    if body.notes is not None and body.note is None:
+        sb.note_alias("payment.notes")
+    pay = _payment_record(sb, business, body, (customer_id, total, allocations), idem_key)
+    return record_payment(
+        sb, "invoice_payments", pay, post_payment, lambda p: payment_create_view(sb, p), idem_key
+    )

@@ -1,4 +1,4 @@
-"""The front door of ``/v1/platform/...``: auth dependencies, tokens and businesses.
+"""The front door of ``/v1/platform/...``: the dependencies every route uses, and tokens.
 
 Every path ends with a slash, as Thred's do. Handlers are thin: FastAPI dependencies
 authenticate (``Partner``, ``Business``) and hand over the sandbox; the handler parses,
@@ -8,8 +8,9 @@ unauthenticated request never learns anything about validation: a write declares
 ``RawBody`` before ``Business``, so the body is received first (nothing can interleave
 between the auth check and the transaction) but parsed only after.
 
-The resource routers (routes_parties, routes_ar, routes_ap, routes_books) use these
-dependencies; ``ROUTERS`` in app.py lists them in matching order.
+The resource routers (routes_businesses, routes_parties, routes_ar, routes_ap,
+routes_books) use these dependencies and helpers; ``ROUTERS`` in app.py lists them in
+matching order.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from thred_devtools.sandbox.auth import (
 )
 from thred_devtools.sandbox.documented import Spec, page_of, shape
 from thred_devtools.sandbox.errors import ApiError, not_found, validation_error
-from thred_devtools.sandbox.models import BusinessCreate, BusinessPatch
 from thred_devtools.sandbox.state import Sandbox
 from thred_devtools.sandbox.store import Obj
 from thred_devtools.sandbox.tokens import mint
@@ -44,7 +44,6 @@ from thred_devtools.sandbox.web import (
     paginate,
     parse_body,
     parse_json,
-    q_bool,
     q_str,
     respond,
 )
@@ -348,55 +347,3 @@ async def business_token(sb: SandboxDep, who: Partner, business_id: str) -> Resp
         if business is None or business["partner_id"] != who.partner_id:
             raise not_found("businesses", "business")
     return one(sb, doc.BUSINESS_TOKEN, _token(sb, who.partner_id, business_id))
-
-
-# ====================================================================== businesses
-
-
-@router.post(P + "/businesses/")
-async def create_business(sb: SandboxDep, raw: RawBody, who: Partner, request: Request) -> Response:
-    with sb.store.transaction():
-        status, out = idempotent(
-            sb,
-            f"partner:{who.partner_id}",
-            "businesses",
-            idempotency_key(request),
-            lambda: core.create_business(
-                sb, who.partner_id, parse_body(BusinessCreate, parse_json(raw))
-            ),
-        )
-    return one(sb, doc.BUSINESS_CREATE, out, status)
-
-
-@router.get(P + "/businesses/")
-async def list_businesses(sb: SandboxDep, who: Partner, request: Request) -> Response:
-    with sb.store.lock:
-        items = listing(sb, request, f"partner:{who.partner_id}", "businesses")
-        country = q_str(request, "country")
-        entity_type = q_str(request, "entity_type")
-        archived = q_bool(request, "is_archived")
-        items = [
-            b
-            for b in items
-            if (country is None or b["country"] == country.upper())
-            and (entity_type is None or b.get("entity_type") == entity_type)
-            and (archived is None or bool(b.get("is_archived")) == archived)
-        ]
-        return page(sb, request, items, doc.BUSINESS, core.business_view)
-
-
-@router.get(B + "/")
-async def get_business(sb: SandboxDep, business: Business) -> Response:
-    return one(sb, doc.BUSINESS, core.business_view(business))
-
-
-@router.patch(B + "/")
-async def patch_business(
-    sb: SandboxDep, raw: RawBody, business: Business, request: Request
-) -> Response:
-    return write(sb, request, business, raw, BusinessPatch, core.patch_business, doc.BUSINESS)
-
-
-@router.get(B + "/tax-codes/")
-async def tax_codes(sb: SandboxDep, business: Business) -> Response:
-    return one(sb, doc.TAX_CODES, core.tax_codes_view(business))

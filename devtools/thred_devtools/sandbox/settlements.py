@@ -15,6 +15,7 @@ from thred_devtools.sandbox.core import (
     Result,
     add_error,
     idempotent_replay,
+    remember_response,
     replay_existing,
 )
 from thred_devtools.sandbox.documents import doc_outstanding
@@ -24,7 +25,13 @@ from thred_devtools.sandbox.sides import Side
 from thred_devtools.sandbox.state import Sandbox, now_iso
 from thred_devtools.sandbox.store import Obj
 
-__all__ = ["check_allocations", "delete_payment", "replay_settlement", "settle_allocations"]
+__all__ = [
+    "check_allocations",
+    "delete_payment",
+    "record_payment",
+    "replay_settlement",
+    "settle_allocations",
+]
 
 
 def replay_settlement(
@@ -45,6 +52,22 @@ def replay_settlement(
         if existing is not None:
             return replay_existing(sb, noun, existing, view)
     return None
+
+
+def record_payment(
+    sb: Sandbox,
+    collection: str,
+    pay: Obj,
+    post: Callable[[Sandbox, Obj], None],
+    view: Callable[[Obj], dict[str, Any]],
+    idem_key: str | None,
+) -> Result:
+    """Store a new payment, post it, and keep the answer for its Idempotency-Key."""
+    sb.store.put(collection, pay)
+    post(sb, pay)
+    response = view(pay)
+    remember_response(sb, pay["_scope"], collection, idem_key, pay["id"], response)
+    return 201, response
 
 
 def check_allocations(
