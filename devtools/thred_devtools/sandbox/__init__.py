@@ -7,6 +7,12 @@ and reports. Responses carry exactly the documented fields (``documented.py``) u
 sandbox runs with ``extended_fields``; a repeated external_id answers 200 or, switched,
 409 (docs/thred-contract.md). Undocumented choices live in ``rules.py``; test hooks in
 ``admin.py``; fault switches in ``faults.py``.
+
+Receivables and payables are one implementation on a ``Side`` (``sides.py``): documents
+(``documents.py``: invoices and bills), parties (``parties.py``), settlements
+(``settlements.py``: payments and vendor credits) and aging take ``AR`` or ``AP``;
+``invoices.py``/``bills.py`` add only each document's own fields and shape. Routes are
+split by resource (``routes_*.py``) on the FastAPI dependencies of ``routes.py``.
 """
 
 from thred_devtools.sandbox.app import create_app
