@@ -18,6 +18,7 @@ from thred_pipeline.ledger import (
     RETRY_FIRST,
     RETRY_REQUESTED,
     WIDEN_SQL,
+    LedgerCode,
     SyncLedger,
     create_ledger_engine,
     ledger_key,
@@ -443,3 +444,44 @@ def test_the_widening_statements_match_the_table() -> None:
             f"ALTER TABLE {ledger_table.name} ALTER COLUMN {column} "
             f"TYPE varchar({LEDGER_ID_LENGTH})"
         )
+
+
+def test_refused_records_come_back_after_upstream_progress(ledger: SyncLedger) -> None:
+    """A refusal is re-sent only once an upstream record of its business changed after it;
+    local quarantines (the row's own fault) never."""
+    intent(ledger, "pay-old", entity="invoice_payments")
+    synced(ledger, "pay-old", entity="invoice_payments")
+    time.sleep(0.002)
+    outcome(ledger, Status.REJECTED, "inv-refused", code="validation_error")
+    outcome(ledger, Status.REJECTED, "inv-local", code="invalid_source_data")
+    local = ["invalid_source_data"]
+    assert ledger.refused_since_upstream("invoices", ["invoice_payments"], local) == []
+
+    time.sleep(0.002)
+    intent(ledger, "pay-new", entity="invoice_payments")
+    synced(ledger, "pay-new", entity="invoice_payments")
+    assert ledger.refused_since_upstream("invoices", ["invoice_payments"], local) == ["inv-refused"]
+    assert ledger.refused_since_upstream("invoices", ["customers"], local) == []
+    # A new attempt moves the refusal's time: no longer after the upstream change.
+    time.sleep(0.002)
+    intent(ledger, "inv-refused", "h2")
+    outcome(ledger, Status.REJECTED, "inv-refused", code="validation_error")
+    assert ledger.refused_since_upstream("invoices", ["invoice_payments"], local) == []
+
+
+def test_synced_with_code_finds_waiting_terminals(ledger: SyncLedger) -> None:
+    intent(ledger, "cus-1", entity="customers")
+    synced(ledger, "cus-1", entity="customers")
+    ledger.record_outcome(
+        entity="customers",
+        source_id="cus-1",
+        business_id="biz-1",
+        external_id="customer-cus-1",
+        status=Status.SYNCED,
+        error_code=LedgerCode.TERMINAL_WAITING,
+        error_message="archive waits",
+        thred_id="t-cus-1",
+    )
+    outcome(ledger, Status.DEFERRED, "cus-2", code=LedgerCode.TERMINAL_WAITING)  # not synced
+    assert ledger.synced_with_code("customers", LedgerCode.TERMINAL_WAITING) == ["cus-1"]
+    assert ledger.synced_with_code("invoices", LedgerCode.TERMINAL_WAITING) == []
