@@ -26,6 +26,7 @@ from benchmarks.docs_client import naive_sync, raw_load, read_books
 from benchmarks.ledger_loop import LEDGER_TABLE, check_loop, sqlite_path
 from benchmarks.procs import (
     BIN,
+    REPO,
     Measured,
     SandboxProcess,
     free_port,
@@ -35,6 +36,8 @@ from benchmarks.procs import (
 
 PARTNER = ("demo-partner", "sandbox-demo-key")
 NIGHTLY_JOB = "nightly_thred_sync"
+BUILT_IN = "built-in / frozen"
+IMPORTS = "imports (start-up)"
 PARTITION_LINE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s")
 # BENCH_QUICK: steps in the run process (the job's multiprocess executor costs minutes here)
 IN_PROCESS = "execution:\n  config:\n    in_process: {}\n"
@@ -443,19 +446,18 @@ def b4_no_change(
 
 def b5_memory(sizes: Sizes, tmp: Path, out: Results) -> None:
     url = data.seed_ar(data.warehouse_file(tmp, "b5"), 1, 50, 1000, 0)
-    repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "BENCH_TMP": str(tmp)}
     peaks: dict[int, Measured] = {}
     for target in (sizes.rss_small, sizes.rss_large):
         count = data.grow_invoices(url, target)
         argv = [sys.executable, "-m", "benchmarks.extract_plan", url, *data.WINDOW]
-        peaks[count] = run_measured(argv, env, cwd=repo).check()
+        peaks[count] = run_measured(argv, env, cwd=REPO).check()
     (small, first), (large, second) = sorted(peaks.items())
     ratio = second.max_rss_mb / first.max_rss_mb
     out.rows += [
         Row(
             "B5",
-            f"peak RSS extracting and planning {large:,} invoices",
+            f"peak RSS extracting {large:,} invoices (with lines), each hashed",
             second.max_rss_mb,
             250.0,
             "MB",
@@ -507,7 +509,6 @@ def b6_dagster(sizes: Sizes, tmp: Path, out: Results) -> None:
     dagster_home = tmp / "dagster_home"
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    repo = Path(__file__).resolve().parents[1]
     with SandboxProcess(data_dir=home / "sandbox") as sandbox:
         run_env = pipeline_env(
             f"sqlite:///{home}/warehouse.db",
@@ -522,7 +523,7 @@ def b6_dagster(sizes: Sizes, tmp: Path, out: Results) -> None:
         launched = run_measured(
             argv,
             run_env,
-            cwd=repo,
+            cwd=REPO,
         ).check()
         cli_sync = run_measured(
             [str(BIN / "thred-pipeline"), "sync", "--start", day], run_env
@@ -593,14 +594,21 @@ def profiles(sizes: Sizes, tmp: Path, out: Results, top: int = 20) -> None:
             sandbox.url,
             THRED_CONCURRENCY=str(sizes.concurrency),
         )
-        argv = [sys.executable, "-m", "cProfile", "-o", str(sync_prof), *sync_argv()]
-        run_measured(argv, env).check((0, 3))
+        command = sync_argv()
+        command[0] = Path(command[0]).name  # the console script, run by profiled.py
+        argv = [sys.executable, "-m", "benchmarks.profiled", str(sync_prof), *command]
+        run_measured(argv, env, cwd=REPO).check((0, 3))
     for name, path in (("sync", sync_prof), ("sandbox", server_prof)):
         if not path.exists():
             out.profiles[name] = "(no profile written)"
             continue
         stats = pstats.Stats(str(path))
-        out.profiles[name] = _by_package(stats) + "\n\n" + _top(stats, top)
+        own = name if name == "sandbox" else "thred_pipeline"
+        ours = "devtools/" if name == "sandbox" else "thred_pipeline/"
+        heading = f"{own}, by cumulative time:"
+        out.profiles[name] = "\n\n".join(
+            [_by_package(stats), _top(stats, top), heading, _ours(stats, ours)]
+        )
 
 
 def _where(filename: str) -> str:
@@ -613,8 +621,10 @@ def _where(filename: str) -> str:
 def _package(filename: str) -> str:
     """``httpcore``, ``thred_pipeline/ledger``, ``stdlib: asyncio``, ``built-in``..."""
     where = _where(filename)
+    if "importlib" in where:
+        return IMPORTS
     if where.startswith("~") or where.startswith("<"):
-        return "built-in / frozen (imports, C calls)"
+        return BUILT_IN
     parts = where.split("/")
     if parts[0] in ("thred_pipeline", "devtools") and len(parts) > 2:
         return "/".join(parts[:2]).removesuffix(".py")
@@ -624,15 +634,37 @@ def _package(filename: str) -> str:
 
 
 def _by_package(stats: Any, top: int = 12) -> str:
-    """Own time summed per package: where the process spends its CPU, at a glance."""
+    """Own time summed per package: where the process spends its CPU, at a glance.
+
+    A C function's time (a socket send, ``sqlite3`` execute, ``json.dumps``) is charged to
+    the package that called it, so "httpcore" includes its socket calls and "imports"
+    gathers the start-up's module loading.
+    """
     sums: dict[str, float] = {}
-    for (filename, _, _), (_, _, own, _, _) in stats.stats.items():
-        key = _package(filename)
-        sums[key] = sums.get(key, 0.0) + own
+    for (filename, _, _), (_, _, own, _, callers) in stats.stats.items():
+        if _package(filename) != BUILT_IN or not callers:
+            key = _package(filename)
+            sums[key] = sums.get(key, 0.0) + own
+            continue
+        for (caller_file, _, _), caller_times in callers.items():
+            key = _package(caller_file)
+            sums[key] = sums.get(key, 0.0) + caller_times[2]
     total = sum(sums.values()) or 1.0
     lines = [f"{'own s':>7} {'share':>6}  package"]
     for key, own in sorted(sums.items(), key=lambda kv: kv[1], reverse=True)[:top]:
         lines.append(f"{own:7.2f} {own / total:6.1%}  {key}")
+    return "\n".join(lines)
+
+
+def _ours(stats: Any, marker: str, top: int = 15) -> str:
+    """Our own functions by cumulative time: which step of ours the time goes under."""
+    total = max((row[3] for row in stats.stats.values()), default=0.0) or 1.0
+    ours = [item for item in stats.stats.items() if marker in item[0][0]]
+    rows = sorted(ours, key=lambda item: item[1][3], reverse=True)[:top]
+    lines = [f"{'cum s':>7} {'cum %':>6} {'calls':>9}  function"]
+    for (filename, line, func), (_, calls, _, cum, _) in rows:
+        where = f"{_where(filename)}:{line}"
+        lines.append(f"{cum:7.2f} {cum / total:6.1%} {calls:9d}  {func} ({where})")
     return "\n".join(lines)
 
 

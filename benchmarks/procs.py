@@ -25,6 +25,7 @@ import httpx
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -107,7 +108,7 @@ def run_measured(
 
 
 class SandboxProcess:
-    """``thred-dev sandbox`` in its own process (optionally under cProfile)."""
+    """``thred-dev sandbox`` in its own process (optionally profiled, ``profiled.py``)."""
 
     def __init__(
         self,
@@ -121,10 +122,10 @@ class SandboxProcess:
     ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        argv = [sys.executable]
+        argv = [sys.executable, "-m", "thred_devtools.cli"]
         if profile_to is not None:
-            argv += ["-m", "cProfile", "-o", str(profile_to)]
-        argv += ["-m", "thred_devtools.cli", "sandbox", "--port", str(self.port)]
+            argv = [sys.executable, "-m", "benchmarks.profiled", str(profile_to), "thred-dev"]
+        argv += ["sandbox", "--port", str(self.port)]
         if latency_ms:
             argv += ["--latency-ms", str(latency_ms)]
         if rate_limit:
@@ -140,7 +141,7 @@ class SandboxProcess:
     def start(self, timeout_s: float = 60) -> SandboxProcess:
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         self.proc = subprocess.Popen(  # noqa: S603
-            self.argv, stdout=subprocess.DEVNULL, stderr=self._stderr
+            self.argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=self._stderr
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
