@@ -227,6 +227,27 @@ def _entity_type_error(details: Details, country: str, entity_type: str | None) 
     return normalised
 
 
+def _business_currency(sb: Sandbox, body: BusinessCreate, country: str, details: Details) -> str:
+    """base_currency, or its older name currency (both given: they must agree), else the
+    country's currency."""
+    currency = body.base_currency or body.currency
+    if body.currency is not None and body.base_currency is None:
+        sb.note_alias("business.currency")
+    if body.base_currency and body.currency and body.base_currency.upper() != body.currency.upper():
+        add_error(details, "currency", "currency and base_currency disagree.")
+    if currency is None:
+        currency = rules.COUNTRY_CURRENCY.get(country, rules.EURO_DEFAULT)
+    currency = currency.upper()
+    if currency not in rules.BASE_CURRENCIES:
+        field = "base_currency" if body.base_currency else "currency"
+        add_error(
+            details,
+            field,
+            f"Invalid currency code. Must be one of: {', '.join(rules.BASE_CURRENCIES)}",
+        )
+    return currency
+
+
 def create_business(sb: Sandbox, partner_id: str, body: BusinessCreate) -> Result:
     scope = f"partner:{partner_id}"
     store = sb.store
@@ -244,21 +265,7 @@ def create_business(sb: Sandbox, partner_id: str, body: BusinessCreate) -> Resul
             "country",
             f"Unsupported country. Must be one of: {', '.join(rules.SUPPORTED_COUNTRIES)}",
         )
-    currency = body.base_currency or body.currency
-    if body.currency is not None and body.base_currency is None:
-        sb.note_alias("business.currency")
-    if body.base_currency and body.currency and body.base_currency.upper() != body.currency.upper():
-        add_error(details, "currency", "currency and base_currency disagree.")
-    if currency is None:
-        currency = rules.COUNTRY_CURRENCY.get(country, rules.EURO_DEFAULT)
-    currency = currency.upper()
-    if currency not in rules.BASE_CURRENCIES:
-        field = "base_currency" if body.base_currency else "currency"
-        add_error(
-            details,
-            field,
-            f"Invalid currency code. Must be one of: {', '.join(rules.BASE_CURRENCIES)}",
-        )
+    currency = _business_currency(sb, body, country, details)
     entity_type = _entity_type_error(details, country, body.entity_type)
     if "entity_type" in details:
         msg = details["entity_type"][0]

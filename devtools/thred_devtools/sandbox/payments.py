@@ -131,18 +131,12 @@ def payment_create_view(sb: Sandbox, pay: Obj) -> dict[str, Any]:
     return {"payment": body}
 
 
-def payment_view(sb: Sandbox, pay: Obj) -> dict[str, Any]:
-    """The list/detail shape: unwrapped, non-``_cents`` names ([doc])."""
-    scope = pay["_scope"]
-    customer = sb.store.get_in("customers", scope, pay["customer_id"]) or {}
-    total = pay["total_amount_cents"]
-    allocated = sum(a["amount_cents"] for a in pay["allocations"])
-    fee = int(pay.get("processing_fee_cents") or 0)
-    name = customer.get("company_name") or customer.get("individual_name")
-    allocations = []
+def _allocation_rows(sb: Sandbox, pay: Obj) -> list[dict[str, Any]]:
+    """The list/detail shape of a payment's allocations, with each invoice's status."""
+    rows = []
     for a in pay["allocations"]:
         inv = sb.store.get("invoices", a["invoice_id"])
-        allocations.append(
+        rows.append(
             {
                 "id": a["id"],
                 "invoice_id": a["invoice_id"],
@@ -156,6 +150,18 @@ def payment_view(sb: Sandbox, pay: Obj) -> dict[str, Any]:
                 "notes": None,
             }
         )
+    return rows
+
+
+def payment_view(sb: Sandbox, pay: Obj) -> dict[str, Any]:
+    """The list/detail shape: unwrapped, non-``_cents`` names ([doc])."""
+    scope = pay["_scope"]
+    customer = sb.store.get_in("customers", scope, pay["customer_id"]) or {}
+    total = pay["total_amount_cents"]
+    allocated = sum(a["amount_cents"] for a in pay["allocations"])
+    fee = int(pay.get("processing_fee_cents") or 0)
+    name = customer.get("company_name") or customer.get("individual_name")
+    allocations = _allocation_rows(sb, pay)
     payout = next(iter(sb.store.lookup("payouts_by_member", pay["id"])), None)
     return {
         "id": pay["id"],

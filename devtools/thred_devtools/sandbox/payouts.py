@@ -112,6 +112,32 @@ def post_payout(sb: Sandbox, payout: Obj) -> None:
     )
 
 
+def _check_members(
+    sb: Sandbox, scope: str, body: PayoutUpsert, own_id: str | None, details: Details
+) -> None:
+    """Each payment / refund payment is known, listed once, and in no other payout."""
+    for field, collection, noun in (
+        ("payment_ids", "invoice_payments", "payment"),
+        ("refund_payment_ids", "refund_payments", "refund payment"),
+    ):
+        seen: set[str] = set()
+        for i, member in enumerate(getattr(body, field)):
+            path = f"{field}[{i}]"
+            if member in seen:
+                add_error(details, path, "Listed twice.")
+                continue
+            seen.add(member)
+            if sb.store.get_in(collection, scope, member) is None:
+                add_error(details, path, f"Unknown {noun}; sync it to Thred before the payout.")
+                continue
+            if rules.PAYMENT_IN_ONE_PAYOUT_ONLY:
+                others = [
+                    p for p in sb.store.lookup("payouts_by_member", member) if p["id"] != own_id
+                ]
+                if others:
+                    add_error(details, path, f"Already part of payout {others[0]['id']}.")
+
+
 def upsert_payout(sb: Sandbox, business: Obj, body: PayoutUpsert) -> Result:
     store = sb.store
     scope = business["id"]
@@ -126,24 +152,7 @@ def upsert_payout(sb: Sandbox, business: Obj, body: PayoutUpsert) -> Result:
     own_id = existing["id"] if existing else None
     details: Details = {}
     check_currency(details, business, body.currency)
-    for field, collection, noun in (
-        ("payment_ids", "invoice_payments", "payment"),
-        ("refund_payment_ids", "refund_payments", "refund payment"),
-    ):
-        seen: set[str] = set()
-        for i, member in enumerate(getattr(body, field)):
-            path = f"{field}[{i}]"
-            if member in seen:
-                add_error(details, path, "Listed twice.")
-                continue
-            seen.add(member)
-            if store.get_in(collection, scope, member) is None:
-                add_error(details, path, f"Unknown {noun}; sync it to Thred before the payout.")
-                continue
-            if rules.PAYMENT_IN_ONE_PAYOUT_ONLY:
-                others = [p for p in store.lookup("payouts_by_member", member) if p["id"] != own_id]
-                if others:
-                    add_error(details, path, f"Already part of payout {others[0]['id']}.")
+    _check_members(sb, scope, body, own_id, details)
     fail_if(details)
     now = now_iso()
     payout: Obj = {

@@ -136,21 +136,9 @@ def post_refund(sb: Sandbox, refund: Obj) -> None:
     )
 
 
-def create_refund(sb: Sandbox, business: Obj, body: RefundCreate) -> Result:
-    store = sb.store
-    scope = business["id"]
-    if body.external_id is not None:
-        existing = store.find(scope, "refunds", "external_id", body.external_id)
-        if existing is not None:
-            return replay_existing(sb, "refund", existing, lambda r: refund_view(sb, r))
-    inv = store.get_in("invoices", scope, body.invoice_id)
-    if inv is None:
-        fail_if({"invoice_id": ["Invoice not found. Create the invoice before its refunds."]})
-    assert inv is not None
-    details: Details = {}
-    refundable = settled(sb, AR, inv) - sum(
-        r["amount_cents"] for r in store.lookup("refunds_by_invoice", inv["id"])
-    )
+def _refund_amount(sb: Sandbox, body: RefundCreate, refundable: int, details: Details) -> int:
+    """amount_cents or its alias partial_amount (none: the whole refundable amount, if the
+    rules say so), within what was paid on the invoice and not yet refunded."""
     path = "amount_cents"
     if (
         body.amount_cents is not None
@@ -174,6 +162,25 @@ def create_refund(sb: Sandbox, business: Obj, body: RefundCreate) -> Result:
             path,
             f"The refund exceeds the {refundable} paid on the invoice and not yet refunded.",
         )
+    return amount
+
+
+def create_refund(sb: Sandbox, business: Obj, body: RefundCreate) -> Result:
+    store = sb.store
+    scope = business["id"]
+    if body.external_id is not None:
+        existing = store.find(scope, "refunds", "external_id", body.external_id)
+        if existing is not None:
+            return replay_existing(sb, "refund", existing, lambda r: refund_view(sb, r))
+    inv = store.get_in("invoices", scope, body.invoice_id)
+    if inv is None:
+        fail_if({"invoice_id": ["Invoice not found. Create the invoice before its refunds."]})
+    assert inv is not None
+    details: Details = {}
+    refundable = settled(sb, AR, inv) - sum(
+        r["amount_cents"] for r in store.lookup("refunds_by_invoice", inv["id"])
+    )
+    amount = _refund_amount(sb, body, refundable, details)
     method = normalise_refund_method(body.method, details)
     fail_if(details)
     now = now_iso()
