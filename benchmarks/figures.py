@@ -49,10 +49,11 @@ class Sizes:
     """What a run measures; ``from_env`` reads BENCH_QUICK and the BENCH_* overrides."""
 
     businesses: int = 4
-    customers: int = 40
-    invoices: int = 400
-    payments: int = 250
-    concurrency: int = 8
+    customers: int = 50
+    invoices: int = 1000
+    payments: int = 600
+    concurrency: int = 0  # B1 and B3: 0 = the product's default (THRED_CONCURRENCY unset)
+    raw_concurrency: int = 8  # B2, CPU, B4: THRED_CONCURRENCY and the raw generator's
     latency_ms: int = 100
     naive_customers: int = 10
     naive_invoices: int = 60
@@ -168,13 +169,18 @@ class SyncRun:
 def sync_against(
     sandbox: SandboxProcess, warehouse: str, ledger: str, concurrency: int, *extra: str
 ) -> SyncRun:
-    env = pipeline_env(warehouse, ledger, sandbox.url, THRED_CONCURRENCY=str(concurrency))
+    setting = {"THRED_CONCURRENCY": str(concurrency)} if concurrency else {}
+    env = pipeline_env(warehouse, ledger, sandbox.url, **setting)
     before, cpu0 = request_counts(sandbox.stats()), sandbox.cpu_s()
     run = run_measured(sync_argv(*extra), env).check((0, 3))
     cpu = sandbox.cpu_s() - cpu0
     after = request_counts(sandbox.stats())
     counts = {k: after[k] - before[k] for k in after}
     return SyncRun(run, synced_records(run), cpu, counts)
+
+
+def _concurrency(setting: int) -> str:
+    return f"THRED_CONCURRENCY={setting}" if setting else "the product's default concurrency"
 
 
 def _ms(seconds: float, count: int) -> float:
@@ -222,7 +228,7 @@ def b1_latency(sizes: Sizes, tmp: Path, out: Results) -> None:
     )
     out.details.append(
         f"B1: pipeline {ours.records} records in {ours.run.wall_s:.2f} s "
-        f"({ours.counts['requests']} requests, THRED_CONCURRENCY={sizes.concurrency}, "
+        f"({ours.counts['requests']} requests, {_concurrency(sizes.concurrency)}, "
         f"{sizes.businesses} businesses); naive client {naive.records} records, "
         f"{naive.requests} requests in {naive.wall_s:.2f} s (one business, one request at a "
         "time; its rate does not depend on the volume)."
@@ -243,12 +249,12 @@ def b2_cpu_b4(sizes: Sizes, tmp: Path, out: Results) -> None:
     )
     ledger = f"sqlite:///{tmp / 'b2-ledger.db'}"
     with SandboxProcess() as sandbox:
-        ours = sync_against(sandbox, warehouse, ledger, sizes.concurrency)
+        ours = sync_against(sandbox, warehouse, ledger, sizes.raw_concurrency)
         b4_no_change(sizes, sandbox, warehouse, ledger, out)
     books = read_books(warehouse)
     with SandboxProcess() as sandbox:
         cpu0 = sandbox.cpu_s()
-        raw = raw_load(sandbox.url, PARTNER, books, sizes.concurrency)
+        raw = raw_load(sandbox.url, PARTNER, books, sizes.raw_concurrency)
         raw_server_cpu = sandbox.cpu_s() - cpu0
         raw_requests = request_counts(sandbox.stats())["requests"]
     rate = ours.records / ours.run.wall_s
@@ -287,7 +293,8 @@ def b2_cpu_b4(sizes: Sizes, tmp: Path, out: Results) -> None:
         f"{raw.records} records, {raw_requests} requests in {raw.wall_s:.2f} s, its CPU "
         f"{raw.cpu_s:.2f} s ({_ms(raw.cpu_s, raw.records):.2f} ms/record), sandbox CPU "
         f"{raw_server_cpu:.2f} s ({_ms(raw_server_cpu, raw_requests):.2f} ms/request). "
-        f"Concurrency {sizes.concurrency} per business, {sizes.businesses} businesses."
+        f"THRED_CONCURRENCY={sizes.raw_concurrency} and the generator's concurrency per "
+        f"business, {sizes.businesses} businesses."
     )
 
 
@@ -398,7 +405,7 @@ def b3_rate_limit(sizes: Sizes, tmp: Path, out: Results) -> None:
         f"rate from the sandbox's counters sampled every 0.5 s: {sustained:.1f} req/s; whole "
         f"run including start-up: {ours.counts['requests'] / ours.run.wall_s:.1f} req/s. "
         f"Sandbox `--rate-limit {sizes.rate_limit:g}` (token bucket per business, burst = "
-        f"the rate), THRED_CONCURRENCY={sizes.concurrency}."
+        f"the rate), {_concurrency(sizes.concurrency)}."
     )
 
 
@@ -408,7 +415,7 @@ def b3_rate_limit(sizes: Sizes, tmp: Path, out: Results) -> None:
 def b4_no_change(
     sizes: Sizes, sandbox: SandboxProcess, warehouse: str, ledger: str, out: Results
 ) -> None:
-    ours = sync_against(sandbox, warehouse, ledger, sizes.concurrency)
+    ours = sync_against(sandbox, warehouse, ledger, sizes.raw_concurrency)
     loop = check_loop(warehouse, ledger)
     rate = ours.records / ours.run.wall_s
     out.rows += [
@@ -578,13 +585,14 @@ def _partitions(demo_output: str) -> int:
 
 
 def profiles(sizes: Sizes, tmp: Path, out: Results, top: int = 20) -> None:
-    """cProfile of a B2 sync and of the sandbox serving it (a separate, unmeasured run)."""
+    """cProfile of a sync (B3's sizes, no latency, B2's concurrency) and of the sandbox
+    serving it: a separate run, not timed."""
     warehouse = data.seed_ar(
         data.warehouse_file(tmp, "profile"),
-        sizes.businesses,
-        sizes.customers,
-        sizes.invoices,
-        sizes.payments,
+        sizes.rate_businesses,
+        sizes.rate_customers,
+        sizes.rate_invoices,
+        sizes.rate_payments,
     )
     sync_prof, server_prof = tmp / "sync.prof", tmp / "sandbox.prof"
     with SandboxProcess(profile_to=server_prof) as sandbox:
@@ -592,7 +600,7 @@ def profiles(sizes: Sizes, tmp: Path, out: Results, top: int = 20) -> None:
             warehouse,
             f"sqlite:///{tmp / 'profile-ledger.db'}",
             sandbox.url,
-            THRED_CONCURRENCY=str(sizes.concurrency),
+            THRED_CONCURRENCY=str(sizes.raw_concurrency),
         )
         command = sync_argv()
         command[0] = Path(command[0]).name  # the console script, run by profiled.py

@@ -95,6 +95,21 @@ def table(rows: list[Row]) -> list[str]:
     return lines
 
 
+def sizes_line(sizes: Sizes) -> str:
+    b1 = f"THRED_CONCURRENCY={sizes.concurrency}" if sizes.concurrency else "its default"
+    return (
+        f"- Sizes: {sizes.businesses} businesses x ({sizes.customers} customers, "
+        f"{sizes.invoices} invoices, {sizes.payments} payments) for B1, B2, CPU and B4; the "
+        f"naive client one business x ({sizes.naive_customers}, {sizes.naive_invoices}, "
+        f"{sizes.naive_payments}); B3 and the profile {sizes.rate_businesses} x "
+        f"({sizes.rate_customers}, {sizes.rate_invoices}, {sizes.rate_payments}). B1 and B3 "
+        f"run the pipeline with {b1} concurrency; B2, CPU and B4 with THRED_CONCURRENCY="
+        f"{sizes.raw_concurrency}, the raw generator's concurrency per business. Every size "
+        "is a `BENCH_<NAME>` variable (`BENCH_BUSINESSES=8 make bench`); `BENCH_QUICK=1` is "
+        "a smoke run of a few minutes."
+    )
+
+
 def render(
     results: Results,
     sizes: Sizes,
@@ -136,13 +151,7 @@ def render(
         "of Thred's examples, and the raw `httpx.AsyncClient` load generator posting the same "
         "payloads at the same concurrency per business), `ledger_loop.py` (read, hash, look "
         "up), `extract_plan.py` (B5's subject).",
-        f"- Sizes: {sizes.businesses} businesses x ({sizes.customers} customers, "
-        f"{sizes.invoices} invoices, {sizes.payments} payments) for B1, B2, CPU and B4; the "
-        f"naive client one business x ({sizes.naive_customers}, {sizes.naive_invoices}, "
-        f"{sizes.naive_payments}); B3 {sizes.rate_businesses} x ({sizes.rate_customers}, "
-        f"{sizes.rate_invoices}, {sizes.rate_payments}); THRED_CONCURRENCY="
-        f"{sizes.concurrency}. Every size is a `BENCH_<NAME>` variable (`BENCH_BUSINESSES=8 "
-        "make bench`); `BENCH_QUICK=1` is a two-minute smoke run.",
+        sizes_line(sizes),
         "- The peer (drt) of issue 8 is not installed here; its ~2.6 ms CPU per record is "
         "quoted from the issue, not measured.",
         "",
@@ -152,9 +161,11 @@ def render(
         "",
         "## Profiles",
         "",
-        "cProfile of a separate run of the B2 sync (own time per function, top entries) and "
-        "of the sandbox process serving it. cProfile slows the profiled code down, so use "
-        "the shares, not the seconds.",
+        "cProfile (CPU clock, `benchmarks/profiled.py`) of a separate, untimed sync of B3's "
+        "sizes without latency, and of the sandbox process serving it: CPU per package (C "
+        "calls charged to their caller), the top functions by own time, and our functions "
+        "by cumulative time. cProfile slows the profiled code down, so read the shares, "
+        "not the seconds.",
         "",
     ]
     for name, text in results.profiles.items():
