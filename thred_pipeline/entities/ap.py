@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import pandas as pd
+
 from thred_pipeline.core.money import to_cents
 from thred_pipeline.core.records import MapContext, Mapped, RecordInvalid, SourceRecord
 from thred_pipeline.entities import thred_values as tv
@@ -48,6 +50,7 @@ from thred_pipeline.entities.spec import (
 )
 from thred_pipeline.warehouse import schema as wh
 from thred_pipeline.warehouse.source import ChildTable
+from thred_pipeline.warehouse.text_reads import TextReads, cents, lookup
 
 BILL_PAYMENT_METHODS: Final = (
     "bank_transfer",
@@ -75,6 +78,40 @@ def map_vendor(record: SourceRecord, ctx: MapContext, parents: Parents) -> Mappe
     return Mapped(body=body)
 
 
+def expected_vendors(reads: TextReads) -> pd.DataFrame:
+    frame = reads.records(wh.vendors, "archived_at")
+    frame["archived"] = frame.pop("archived_at").notna()
+    return frame
+
+
+def expected_bills(reads: TextReads) -> pd.DataFrame:
+    frame = reads.records(wh.bills, "vendor_id")
+    frame["vendor_id"] = frame["vendor_id"].astype(str)
+    totals = reads.document_totals(wh.bill_line_items, "bill_id", None)
+    frame["total_cents"] = pd.array([totals.get(i, 0) for i in frame["source_id"]], "Int64")
+    return frame
+
+
+def expected_bill_payments(reads: TextReads) -> pd.DataFrame:
+    frame = reads.records(wh.bill_payments, "vendor_id", "amount_cents")
+    frame["vendor_id"] = frame["vendor_id"].astype(str)
+    frame["amount_cents"] = cents(frame["amount_cents"])
+    allocated = reads.sum_by(wh.bill_payment_allocations, "bill_payment_id")
+    frame["allocated_cents"] = lookup(frame["source_id"], allocated)
+    frame["unallocated_cents"] = frame["amount_cents"] - frame["allocated_cents"]
+    return frame
+
+
+def expected_vendor_credits(reads: TextReads) -> pd.DataFrame:
+    frame = reads.records(wh.vendor_credits, "vendor_id")
+    frame["vendor_id"] = frame["vendor_id"].astype(str)
+    totals = reads.sum_by(wh.vendor_credit_lines, "vendor_credit_id")
+    applied = reads.sum_by(wh.vendor_credit_allocations, "vendor_credit_id")
+    frame["total_cents"] = lookup(frame["source_id"], totals)
+    frame["applied_cents"] = lookup(frame["source_id"], applied)
+    return frame
+
+
 VENDORS = EntitySpec(
     name="vendors",
     label="vendor",
@@ -96,6 +133,7 @@ VENDORS = EntitySpec(
         {Measure.ARCHIVED: lambda i, r: tv.status_is(i, "ARCHIVED")},
         # Thred documents no vendor archive (only unarchive): archived stays warehouse-only.
         warehouse_only={Measure.ARCHIVED: True},
+        warehouse=expected_vendors,
     ),
 )
 VENDOR = Ref(VENDORS.name, "vendor_id")
@@ -153,6 +191,7 @@ BILLS = EntitySpec(
             Measure.TOTAL_CENTS: lambda i, r: tv.total(i.get("line_items"), "total_amount"),
         },
         headline=Measure.TOTAL_CENTS,
+        warehouse=expected_bills,
     ),
 )
 ALLOCATED_BILLS = Ref(BILLS.name, "bill_id", child="allocations")
@@ -218,6 +257,7 @@ BILL_PAYMENTS = EntitySpec(
             Measure.UNALLOCATED_CENTS: lambda i, r: tv.money(i, "unallocated_amount_cents"),
         },
         headline=Measure.AMOUNT_CENTS,
+        warehouse=expected_bill_payments,
     ),
 )
 
@@ -290,6 +330,7 @@ VENDOR_CREDITS = EntitySpec(
             Measure.APPLIED_CENTS: lambda i, r: tv.money(i, "applied_amount"),
         },
         headline=Measure.TOTAL_CENTS,
+        warehouse=expected_vendor_credits,
     ),
 )
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import pandas as pd
+
 from thred_pipeline.core.money import to_cents
 from thred_pipeline.core.records import MapContext, Mapped, RecordInvalid, SourceRecord
 from thred_pipeline.entities import thred_values as tv
@@ -52,6 +54,7 @@ from thred_pipeline.entities.spec import (
 )
 from thred_pipeline.warehouse import schema as wh
 from thred_pipeline.warehouse.source import ChildTable
+from thred_pipeline.warehouse.text_reads import TextReads, cents, lookup
 
 INVOICE_PAYMENT_METHODS: Final = (
     "bank_transfer",
@@ -87,6 +90,34 @@ def map_customer(record: SourceRecord, ctx: MapContext, parents: Parents) -> Map
     return Mapped(body=body)
 
 
+def expected_customers(reads: TextReads) -> pd.DataFrame:
+    frame = reads.records(wh.customers, "archived_at")
+    frame["archived"] = frame.pop("archived_at").notna()
+    return frame
+
+
+def expected_invoices(reads: TextReads) -> pd.DataFrame:
+    frame = reads.records(wh.invoices, "customer_id", "voided_at", "additional_discount_cents")
+    totals = reads.document_totals(wh.invoice_line_items, "invoice_id", "discount_cents")
+    discount = cents(frame.pop("additional_discount_cents").fillna("0"))
+    lines = pd.array([totals.get(i, 0) for i in frame["source_id"]], dtype="Int64")
+    frame["total_cents"] = pd.Series(lines, index=frame.index) - discount
+    frame["voided"] = frame.pop("voided_at").notna()
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    return frame
+
+
+def expected_invoice_payments(reads: TextReads) -> pd.DataFrame:
+    frame = reads.records(wh.payments, "customer_id", "amount_cents", "processing_fee_cents")
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    frame["total_cents"] = cents(frame.pop("amount_cents"))
+    allocated = reads.sum_by(wh.payment_allocations, "payment_id")
+    frame["allocated_cents"] = lookup(frame["source_id"], allocated)
+    frame["unallocated_cents"] = frame["total_cents"] - frame["allocated_cents"]
+    frame["fee_cents"] = cents(frame.pop("processing_fee_cents").fillna("0"))
+    return frame
+
+
 CUSTOMERS = EntitySpec(
     name="customers",
     label="customer",
@@ -108,6 +139,7 @@ CUSTOMERS = EntitySpec(
             Measure.OUTSTANDING_BALANCE: lambda i, r: tv.money(i, "outstanding_balance"),
         },
         unlisted_by_detail=True,
+        warehouse=expected_customers,
     ),
 )
 CUSTOMER = Ref(CUSTOMERS.name, "customer_id")
@@ -177,6 +209,7 @@ INVOICES = EntitySpec(
             ),
         },
         headline=Measure.TOTAL_CENTS,  # not in Thred's documented invoice shape: via AR
+        warehouse=expected_invoices,
     ),
 )
 PAID_INVOICES = Ref(INVOICES.name, "invoice_id", child="allocations")
@@ -248,6 +281,7 @@ INVOICE_PAYMENTS = EntitySpec(
             Measure.FEE_CENTS: lambda i, r: tv.money(i, "processing_fee_cents"),
         },
         headline=Measure.TOTAL_CENTS,
+        warehouse=expected_invoice_payments,
     ),
 )
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+import pandas as pd
+
 from thred_pipeline.core.money import to_cents
 from thred_pipeline.core.records import MapContext, Mapped, RecordInvalid, SourceRecord
 from thred_pipeline.entities import thred_values as tv
@@ -37,6 +39,7 @@ from thred_pipeline.entities.spec import (
 )
 from thred_pipeline.warehouse import schema as wh
 from thred_pipeline.warehouse.source import ChildTable
+from thred_pipeline.warehouse.text_reads import TextReads, cents, lookup
 
 REFUND_METHODS: Final = ("CASH", "CARD", "BANK_TRANSFER", "ACH", "CHECK", "OTHER")  # 2.7/2.8
 PAYOUT_STATUSES: Final = ("pending", "paid")  # 2.9
@@ -77,6 +80,53 @@ def same_refund(body: Mapping[str, Any], listed: Mapping[str, Any]) -> bool:
     )
 
 
+def expected_refunds(reads: TextReads) -> pd.DataFrame:
+    frame = reads.records(wh.refunds, "invoice_id", "amount_cents")
+    frame["invoice_id"] = frame["invoice_id"].astype(str)
+    frame["amount_cents"] = cents(frame["amount_cents"])
+    return frame
+
+
+def expected_refund_payments(reads: TextReads) -> pd.DataFrame:
+    frame = reads.records(wh.refund_payments, "refund_id", "amount_cents")
+    frame["refund_id"] = frame["refund_id"].astype(str)
+    frame["amount_cents"] = cents(frame["amount_cents"])
+    return frame
+
+
+def expected_payouts(reads: TextReads) -> pd.DataFrame:
+    """A payout's stated amounts, and the totals and counts of the items it pays out."""
+    frame = reads.records(wh.payouts, "paid_out_amount_cents", "fee_cents")
+    frame["paid_out_amount_cents"] = cents(frame["paid_out_amount_cents"])
+    frame["fee_cents"] = cents(frame["fee_cents"].fillna("0"))
+    items = reads.read(wh.payout_items, ("payout_id", "payment_id", "refund_payment_id"))
+    payments = reads.read(wh.payments, ("id", "amount_cents"))
+    refund_payments = reads.read(wh.refund_payments, ("id", "amount_cents"))
+    pay_amount = cents(payments["amount_cents"]).set_axis(payments["id"].astype(str))
+    rp_amount = cents(refund_payments["amount_cents"]).set_axis(refund_payments["id"].astype(str))
+    payout = items["payout_id"].astype(str)
+    paid = items["payment_id"].dropna().astype(str)
+    refunded = items["refund_payment_id"].dropna().astype(str)
+    gross = paid.map(pay_amount).groupby(payout[paid.index]).sum(min_count=1)
+    refunds = refunded.map(rp_amount).groupby(payout[refunded.index]).sum(min_count=1)
+    ids = frame["source_id"]
+    frame["gross_payments_amount_cents"] = lookup(ids, gross)
+    frame["total_refunds_amount_cents"] = lookup(ids, refunds)
+    frame["payment_count"] = cents(ids.map(paid.groupby(payout[paid.index]).size()).fillna(0))
+    frame["refund_payment_count"] = cents(
+        ids.map(refunded.groupby(payout[refunded.index]).size()).fillna(0)
+    )
+    frame["expected_net_amount_cents"] = (
+        frame["gross_payments_amount_cents"]
+        - frame["total_refunds_amount_cents"]
+        - frame["fee_cents"]
+    )
+    frame["amount_variance_cents"] = (
+        frame["paid_out_amount_cents"] - frame["expected_net_amount_cents"]
+    )
+    return frame
+
+
 REFUNDS = EntitySpec(
     name="refunds",
     label="refund",
@@ -98,6 +148,7 @@ REFUNDS = EntitySpec(
             Measure.AMOUNT_CENTS: lambda i, r: tv.money(i, "refunded_amount"),
         },
         headline=Measure.AMOUNT_CENTS,
+        warehouse=expected_refunds,
     ),
 )
 REFUND = Ref(REFUNDS.name, "refund_id")
@@ -141,6 +192,7 @@ REFUND_PAYMENTS = EntitySpec(
             Measure.AMOUNT_CENTS: lambda i, r: tv.money(i, "refunded_amount"),
         },
         headline=Measure.AMOUNT_CENTS,
+        warehouse=expected_refund_payments,
     ),
 )
 
@@ -246,6 +298,7 @@ PAYOUTS = EntitySpec(
         (*(Compared(m) for m in _PAYOUT_MONEY), *(flag(m) for m in _PAYOUT_COUNTS)),
         {m: _payout_field(m) for m in (*_PAYOUT_MONEY, *_PAYOUT_COUNTS)},
         headline=Measure.PAID_OUT_AMOUNT_CENTS,
+        warehouse=expected_payouts,
     ),
 )
 

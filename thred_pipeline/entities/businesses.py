@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+import pandas as pd
+
 from thred_pipeline.core.records import MapContext, Mapped, RecordInvalid, SourceRecord
 from thred_pipeline.entities.mapping import (
     COMPANY_NUMBER_MAX_LENGTH,
@@ -28,6 +30,7 @@ from thred_pipeline.entities.spec import (
     flag,
 )
 from thred_pipeline.warehouse import schema as wh
+from thred_pipeline.warehouse.text_reads import TextReads, is_true
 
 BUSINESS_COUNTRIES: Final = frozenset(
     {"GB", "DE", "FR", "NL", "ES", "IT", "IE", "BE", "AT", "PT", "SE", "NO", "DK", "FI", "IS"}
@@ -88,6 +91,20 @@ def map_business(record: SourceRecord, ctx: MapContext, parents: Parents) -> Map
     return Mapped(body=body, update_body=update)
 
 
+def expected_businesses(reads: TextReads) -> pd.DataFrame:
+    """Every business row (the reconciliation keeps the active ones): active, base_currency."""
+    raw = reads.read(wh.businesses, ("id", "is_active", "base_currency", "updated_at"))
+    return pd.DataFrame(
+        {
+            "business_id": raw["id"].astype(str),
+            "source_id": raw["id"].astype(str),
+            "active": raw["is_active"].map(is_true).astype(bool),
+            "base_currency": raw["base_currency"],
+            "updated_at": raw["updated_at"],
+        }
+    )
+
+
 BUSINESS = EntitySpec(
     name=BUSINESSES,
     label="business",
@@ -107,6 +124,7 @@ BUSINESS = EntitySpec(
             Measure.ACTIVE: lambda i, r: bool(i.get("is_active")),
             Measure.BASE_CURRENCY: lambda i, r: i.get("base_currency"),
         },
+        warehouse=expected_businesses,
     ),
 )
 

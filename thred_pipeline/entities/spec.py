@@ -18,6 +18,7 @@ from sqlalchemy import Table
 from thred_pipeline.core.records import MapContext, Mapped, SourceRecord
 from thred_pipeline.entities.thred_values import Item, RefMap, ThredField
 from thred_pipeline.warehouse.source import ChildTable, SourceTable
+from thred_pipeline.warehouse.text_reads import WarehouseValues
 
 
 class ChangePolicy(StrEnum):
@@ -182,6 +183,7 @@ class Reconciliation:
 
     columns: tuple[Compared, ...]
     thred: Mapping[Measure, ThredField]  # measure -> its value in one Thred item
+    warehouse: WarehouseValues  # the expected records, measures as columns
     headline: Measure | None = None  # the record's money: at stake when it is missing or extra
     # measure -> a warehouse value Thred cannot take (no documented endpoint): noted, counted
     # and named in the check's summary, not a difference in the books

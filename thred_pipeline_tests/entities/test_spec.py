@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from thred_pipeline import entities
@@ -22,6 +23,13 @@ from thred_pipeline.entities.spec import (
 )
 from thred_pipeline.entities.thred_values import Unreadable
 from thred_pipeline.warehouse import schema as wh
+from thred_pipeline.warehouse.text_reads import TextReads
+
+
+def no_rows(reads: TextReads) -> pd.DataFrame:
+    """A warehouse side with no records: these rules fail before it is ever read."""
+    return pd.DataFrame()
+
 
 CTX = MapContext(
     business_id="T-BIZ-1",
@@ -98,12 +106,12 @@ def test_a_misspelt_measure_cannot_be_declared():
     with pytest.raises(AttributeError):
         Measure.TOTAL_CENT  # type: ignore[attr-defined]  # noqa: B018
     with pytest.raises(TypeError, match="Measure members"):
-        Reconciliation((Compared("total_cent"),), {"total_cent": lambda i, r: 1})  # type: ignore[arg-type,dict-item]
+        Reconciliation((Compared("total_cent"),), {"total_cent": lambda i, r: 1}, no_rows)  # type: ignore[arg-type,dict-item]
 
 
 def test_a_compared_measure_needs_a_thred_reader():
     with pytest.raises(ValueError, match="without a Thred reader"):
-        Reconciliation((Compared(Measure.TOTAL_CENTS), flag(Measure.VOIDED)), {})
+        Reconciliation((Compared(Measure.TOTAL_CENTS), flag(Measure.VOIDED)), {}, no_rows)
 
 
 def test_warehouse_only_values_name_compared_measures():
@@ -111,6 +119,7 @@ def test_warehouse_only_values_name_compared_measures():
         Reconciliation(
             (flag(Measure.ARCHIVED),),
             {Measure.ARCHIVED: lambda i, r: False},
+            no_rows,
             warehouse_only={Measure.VOIDED: True},
         )
 
