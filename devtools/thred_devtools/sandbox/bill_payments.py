@@ -24,6 +24,7 @@ from thred_devtools.sandbox.settlements import (
     check_allocations,
     record_payment,
     replay_settlement,
+    require_party,
     settle_allocations,
 )
 from thred_devtools.sandbox.sides import AP
@@ -152,7 +153,6 @@ def _bill_payment_record(
 def create_bill_payment(
     sb: Sandbox, business: Obj, body: BillPaymentCreate, idem_key: str | None
 ) -> Result:
-    store = sb.store
     scope = business["id"]
     keys = (idem_key, body.external_id)
     replay = replay_settlement(
@@ -160,8 +160,7 @@ def create_bill_payment(
     )
     if replay is not None:
         return replay
-    if store.get_in("vendors", scope, body.vendor_id) is None:
-        fail_if({"vendor_id": ["Vendor not found. Create the vendor before its payments."]})
+    require_party(sb, AP, scope, body.vendor_id)
     details: Details = {}
     if body.payment_method == "check" and not body.check_number:
         add_error(details, "check_number", "Required when payment_method is check.")

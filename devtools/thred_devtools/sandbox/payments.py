@@ -24,6 +24,7 @@ from thred_devtools.sandbox.settlements import (
     check_allocations,
     record_payment,
     replay_settlement,
+    require_party,
     settle_allocations,
 )
 from thred_devtools.sandbox.sides import AR
@@ -295,7 +296,6 @@ def _payment_record(
 
 
 def create_payment(sb: Sandbox, business: Obj, body: PaymentCreate, idem_key: str | None) -> Result:
-    store = sb.store
     scope = business["id"]
     keys = (idem_key, body.external_id)
     replay = replay_settlement(
@@ -305,9 +305,7 @@ def create_payment(sb: Sandbox, business: Obj, body: PaymentCreate, idem_key: st
         return replay
     details: Details = {}
     customer_id, total, allocations = _payment_form(sb, scope, body)
-    customer = store.get_in("customers", scope, customer_id)
-    if customer is None:
-        fail_if({"customer_id": ["Customer not found. Create the customer before its payments."]})
+    require_party(sb, AR, scope, customer_id)
     check_currency(details, business, body.currency)
     if body.processing_fee_cents > total:
         add_error(details, "processing_fee_cents", "The fee cannot exceed the payment total.")

@@ -14,6 +14,7 @@ from thred_devtools.sandbox import ledger, rules
 from thred_devtools.sandbox.core import (
     Result,
     add_error,
+    fail_if,
     idempotent_replay,
     remember_response,
     replay_existing,
@@ -30,6 +31,7 @@ __all__ = [
     "delete_payment",
     "record_payment",
     "replay_settlement",
+    "require_party",
     "settle_allocations",
 ]
 
@@ -52,6 +54,13 @@ def replay_settlement(
         if existing is not None:
             return replay_existing(sb, noun, existing, view)
     return None
+
+
+def require_party(sb: Sandbox, side: Side, scope: str, party_id: str) -> None:
+    """A payment's party must exist before its payments (400, not 404: it is a field)."""
+    if sb.store.get_in(side.parties, scope, party_id) is None:
+        message = f"{side.party_title} not found. Create the {side.party} before its payments."
+        fail_if({side.party_id: [message]})
 
 
 def record_payment(
