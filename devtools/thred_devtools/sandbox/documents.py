@@ -283,6 +283,8 @@ def new_document(
     assert party is not None
     if party["is_archived"] and side.archived_blocks:
         add_error(details, side.party_id, f"{side.party_title} is archived.")
+    if currency is not None and side.currency_alias:
+        sb.note_alias(side.currency_alias)
     check_currency(details, business, currency)
     lines = _lines(sb, side, business, items, party, details)
     data = fields({"line_items": lines}, party, details)

@@ -99,8 +99,6 @@ def create_invoice(sb: Sandbox, business: Obj, body: InvoiceCreate) -> Result:
         return replay
 
     def fields(doc: Obj, customer: Obj, details: Details) -> dict[str, Any]:
-        if body.currency is not None:
-            sb.note_alias("invoice.currency")
         extra, extra_total = build_extra_taxes(
             business, body.additional_sales_taxes, body.additional_sales_taxes_total, details
         )

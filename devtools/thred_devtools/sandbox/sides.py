@@ -45,6 +45,7 @@ class Side:
     status_voided: str
     settled_words: str  # "payments" / "payments or credits" (refusal messages)
     settled_below: str  # why a total cannot drop below what is settled
+    currency_alias: str | None  # counted when a create names its currency (guides only)
 
     @property
     def party_title(self) -> str:
@@ -82,6 +83,7 @@ AR = Side(
     status_voided=rules.INVOICE_VOIDED,
     settled_words="payments",
     settled_below="already paid on this invoice.",
+    currency_alias="invoice.currency",
 )
 
 AP = Side(
@@ -114,4 +116,5 @@ AP = Side(
     status_voided=rules.BILL_VOIDED,
     settled_words="payments or credits",
     settled_below="already paid or credited.",
+    currency_alias=None,
 )
