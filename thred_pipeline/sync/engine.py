@@ -81,7 +81,7 @@ class _Chunk:
 
     rows: dict[str, LedgerRow]
     parent_ids: dict[tuple[str, str], str]
-    tax_exempt: frozenset[str]
+    flagged_parents: frozenset[str]  # the spec's ParentFlag, set in the warehouse
     blockers: dict[str, list[str]]
 
 
@@ -209,7 +209,7 @@ class SyncEngine:
         shared = _Chunk(
             rows=rows,
             parent_ids=self.context.parent_thred_ids(spec, readable),
-            tax_exempt=self.context.flagged_parents(spec, readable),
+            flagged_parents=self.context.flagged_parents(spec, readable),
             blockers=self.terminals.blockers(spec, terminal_due),
         )
         by_business: dict[str, list[SourceRecord]] = defaultdict(list)
@@ -228,7 +228,7 @@ class SyncEngine:
             thred_ids=shared.parent_ids,
             tax_codes=state.tax_codes or {},
             account_ids=state.account_ids or {},
-            tax_exempt_customers=shared.tax_exempt,
+            tax_exempt_customers=shared.flagged_parents,
         )
         semaphore = state.semaphore
         assert semaphore is not None
