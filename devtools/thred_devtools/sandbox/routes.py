@@ -55,6 +55,7 @@ __all__ = [
     "Partner",
     "RawBody",
     "SandboxDep",
+    "add_write",
     "by_external_id",
     "delete_settlement",
     "detail",
@@ -166,6 +167,29 @@ def write(
             lambda: service(sb, business, parse_body(model, parse_json(raw))),
         )
     return one(sb, spec, out, status)
+
+
+def add_write(
+    router: APIRouter,
+    method: str,
+    path: str,
+    model: type[M],
+    service: Callable[[Sandbox, Obj, M], tuple[int, dict[str, Any]]],
+    spec: Spec,
+    endpoint: str | None = None,
+) -> None:
+    """Register ``method`` on ``path`` (under the business) as a plain ``write``.
+
+    ``endpoint`` names the Idempotency-Key cache of a create; the route is named after the
+    service, as a handler of its own would be.
+    """
+
+    async def handler(
+        sb: SandboxDep, raw: RawBody, business: Business, request: Request
+    ) -> Response:
+        return write(sb, request, business, raw, model, service, spec, endpoint)
+
+    router.add_api_route(B + path, handler, methods=[method], name=service.__name__)
 
 
 def write_keyed(

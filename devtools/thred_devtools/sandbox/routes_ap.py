@@ -24,6 +24,7 @@ from thred_devtools.sandbox.routes import (
     Business,
     RawBody,
     SandboxDep,
+    add_write,
     by_external_id,
     delete_settlement,
     detail,
@@ -31,7 +32,6 @@ from thred_devtools.sandbox.routes import (
     listing,
     page,
     update,
-    write,
     write_keyed,
 )
 from thred_devtools.sandbox.sides import AP
@@ -108,11 +108,7 @@ async def delete_bill_payment(sb: SandboxDep, business: Business, bill_payment_i
 # ====================================================================== bills
 
 
-@router.post(B + "/bills/")
-async def create_bill(
-    sb: SandboxDep, raw: RawBody, business: Business, request: Request
-) -> Response:
-    return write(sb, request, business, raw, BillCreate, bills.create_bill, doc.BILL, "bills")
+add_write(router, "POST", "/bills/", BillCreate, bills.create_bill, doc.BILL, "bills")
 
 
 @router.get(B + "/bills/")
@@ -147,20 +143,15 @@ async def update_bill(sb: SandboxDep, raw: RawBody, business: Business, bill_id:
 # ====================================================================== vendor credits
 
 
-@router.post(B + "/vendor-credits/")
-async def create_vendor_credit(
-    sb: SandboxDep, raw: RawBody, business: Business, request: Request
-) -> Response:
-    return write(
-        sb,
-        request,
-        business,
-        raw,
-        VendorCreditCreate,
-        vendor_credits.create_vendor_credit,
-        doc.VENDOR_CREDIT,
-        "vendor_credits",
-    )
+add_write(
+    router,
+    "POST",
+    "/vendor-credits/",
+    VendorCreditCreate,
+    vendor_credits.create_vendor_credit,
+    doc.VENDOR_CREDIT,
+    "vendor_credits",
+)
 
 
 @router.get(B + "/vendor-credits/")

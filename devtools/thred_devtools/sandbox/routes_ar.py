@@ -30,6 +30,7 @@ from thred_devtools.sandbox.routes import (
     Business,
     RawBody,
     SandboxDep,
+    add_write,
     by_external_id,
     delete_settlement,
     detail,
@@ -40,7 +41,6 @@ from thred_devtools.sandbox.routes import (
     one,
     page,
     update,
-    write,
     write_keyed,
 )
 from thred_devtools.sandbox.sides import AR
@@ -146,13 +146,9 @@ async def delete_payment(sb: SandboxDep, business: Business, payment_id: str) ->
 # ====================================================================== refunds
 
 
-@router.post(B + "/invoices/refunds/")
-async def create_refund(
-    sb: SandboxDep, raw: RawBody, business: Business, request: Request
-) -> Response:
-    return write(
-        sb, request, business, raw, RefundCreate, refunds.create_refund, doc.REFUND, "refunds"
-    )
+add_write(
+    router, "POST", "/invoices/refunds/", RefundCreate, refunds.create_refund, doc.REFUND, "refunds"
+)
 
 
 @router.get(B + "/invoices/refunds/")
@@ -218,13 +214,9 @@ async def list_refund_payments(
 # ====================================================================== invoices
 
 
-@router.post(B + "/invoices/")
-async def create_invoice(
-    sb: SandboxDep, raw: RawBody, business: Business, request: Request
-) -> Response:
-    return write(
-        sb, request, business, raw, InvoiceCreate, invoices.create_invoice, doc.INVOICE, "invoices"
-    )
+add_write(
+    router, "POST", "/invoices/", InvoiceCreate, invoices.create_invoice, doc.INVOICE, "invoices"
+)
 
 
 @router.get(B + "/invoices/")
@@ -296,13 +288,7 @@ async def void_invoice(sb: SandboxDep, business: Business, invoice_id: str) -> R
 # ====================================================================== payouts
 
 
-@router.post(B + "/payouts/")
-async def upsert_payout(
-    sb: SandboxDep, raw: RawBody, business: Business, request: Request
-) -> Response:
-    return write(
-        sb, request, business, raw, PayoutUpsert, payouts.upsert_payout, doc.PAYOUT, "payouts"
-    )
+add_write(router, "POST", "/payouts/", PayoutUpsert, payouts.upsert_payout, doc.PAYOUT, "payouts")
 
 
 @router.get(B + "/payouts/")

@@ -15,12 +15,11 @@ from thred_devtools.sandbox.models import AccountCreate
 from thred_devtools.sandbox.routes import (
     B,
     Business,
-    RawBody,
     SandboxDep,
+    add_write,
     in_range,
     one,
     page,
-    write,
 )
 from thred_devtools.sandbox.sides import AP, AR
 from thred_devtools.sandbox.state import today
@@ -102,13 +101,15 @@ async def chart_of_accounts(sb: SandboxDep, business: Business, request: Request
         return page(sb, request, out, doc.ACCOUNT, lambda a: reports.account_view(sb, a))
 
 
-@router.post(B + "/general-ledger/chart-of-accounts/")
-async def create_account(
-    sb: SandboxDep, raw: RawBody, business: Business, request: Request
-) -> Response:
-    return write(
-        sb, request, business, raw, AccountCreate, reports.create_account, doc.ACCOUNT, "accounts"
-    )
+add_write(
+    router,
+    "POST",
+    "/general-ledger/chart-of-accounts/",
+    AccountCreate,
+    reports.create_account,
+    doc.ACCOUNT,
+    "accounts",
+)
 
 
 @router.get(B + "/general-ledger/journal-entries/")

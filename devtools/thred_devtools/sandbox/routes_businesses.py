@@ -16,12 +16,12 @@ from thred_devtools.sandbox.routes import (
     Partner,
     RawBody,
     SandboxDep,
+    add_write,
     idempotency_key,
     idempotent,
     listing,
     one,
     page,
-    write,
 )
 from thred_devtools.sandbox.web import parse_body, parse_json, q_bool, q_str
 
@@ -65,11 +65,7 @@ async def get_business(sb: SandboxDep, business: Business) -> Response:
     return one(sb, doc.BUSINESS, core.business_view(business))
 
 
-@router.patch(B + "/")
-async def patch_business(
-    sb: SandboxDep, raw: RawBody, business: Business, request: Request
-) -> Response:
-    return write(sb, request, business, raw, BusinessPatch, core.patch_business, doc.BUSINESS)
+add_write(router, "PATCH", "/", BusinessPatch, core.patch_business, doc.BUSINESS)
 
 
 @router.get(B + "/tax-codes/")

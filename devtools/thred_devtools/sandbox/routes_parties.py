@@ -12,14 +12,13 @@ from thred_devtools.sandbox.models import CustomerCreate, VendorCreate
 from thred_devtools.sandbox.routes import (
     B,
     Business,
-    RawBody,
     SandboxDep,
+    add_write,
     detail,
     extended_only,
     listing,
     one,
     page,
-    write,
 )
 from thred_devtools.sandbox.sides import AP, AR, Side
 from thred_devtools.sandbox.state import Sandbox
@@ -42,20 +41,15 @@ def _set_archived(
 # ====================================================================== customers
 
 
-@router.post(B + "/customers/")
-async def create_customer(
-    sb: SandboxDep, raw: RawBody, business: Business, request: Request
-) -> Response:
-    return write(
-        sb,
-        request,
-        business,
-        raw,
-        CustomerCreate,
-        parties.create_customer,
-        doc.CUSTOMER,
-        "customers",
-    )
+add_write(
+    router,
+    "POST",
+    "/customers/",
+    CustomerCreate,
+    parties.create_customer,
+    doc.CUSTOMER,
+    "customers",
+)
 
 
 @router.get(B + "/customers/")
@@ -105,13 +99,7 @@ async def unarchive_customer(sb: SandboxDep, business: Business, customer_id: st
 # ====================================================================== vendors
 
 
-@router.post(B + "/vendors/")
-async def create_vendor(
-    sb: SandboxDep, raw: RawBody, business: Business, request: Request
-) -> Response:
-    return write(
-        sb, request, business, raw, VendorCreate, parties.create_vendor, doc.VENDOR, "vendors"
-    )
+add_write(router, "POST", "/vendors/", VendorCreate, parties.create_vendor, doc.VENDOR, "vendors")
 
 
 @router.get(B + "/vendors/")
