@@ -70,7 +70,7 @@ class UncertainOutcomes(Exception):
 
 
 @contextmanager
-def _failures(what: str) -> Iterator[None]:
+def as_dagster_failures(what: str) -> Iterator[None]:
     """Map errors to Dagster's retry semantics: transient ones retry, the rest fail at once."""
     try:
         yield
@@ -279,7 +279,7 @@ def build_push_asset(spec: EntitySpec) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:  # type: ignore[type-arg]
         start, end = context.partition_time_window
         window = TimeWindow(start, end)
-        with _failures(spec.name):
+        with as_dagster_failures(spec.name):
             result = build_engine(warehouse, ledger, thred, sync).sync_entity(spec, window)
         context.log.info(f"{spec.name}: {dict(result.counts)} ({result.api_calls} API calls)")
         if result.counts["unknown"]:
@@ -287,7 +287,7 @@ def build_push_asset(spec: EntitySpec) -> dg.AssetsDefinition:
                 f"{result.counts['unknown']} {spec.label} writes have an uncertain outcome; "
                 "retrying re-sends them with the same external_id first"
             )
-        with _failures(f"{spec.name} window check"):
+        with as_dagster_failures(f"{spec.name} window check"):
             report = build_window_reconciler(warehouse, ledger, thred).check(spec.name, window)
         return dg.MaterializeResult(
             metadata=result_metadata(result), check_results=[check_result(report, WINDOW_CHECK)]
@@ -320,7 +320,7 @@ def books(
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     as_of_tag = context.run.tags.get(AS_OF_TAG)
     as_of = datetime.fromisoformat(as_of_tag) if as_of_tag else None
-    with _failures("books"):
+    with as_dagster_failures("books"):
         report = build_books_reconciler(warehouse, ledger, thred, reconcile).run(as_of=as_of)
     context.log.info(f"books: {report.verdict}; money at stake {report.money_at_stake()}")
     return dg.MaterializeResult(

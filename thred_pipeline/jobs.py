@@ -14,7 +14,7 @@ from thred_pipeline.assets import (
     THRED_POOL,
     TRANSIENT_RETRY,
     UncertainOutcomes,
-    _failures,
+    as_dagster_failures,
 )
 from thred_pipeline.core.records import TimeWindow
 from thred_pipeline.entities import sync_order
@@ -109,7 +109,7 @@ def sync_businesses(
 ) -> dict[str, int]:
     totals: Counter[str] = Counter()
     window = TimeWindow(ALL_TIME, datetime.now(UTC))
-    with _failures("sync_businesses"):
+    with as_dagster_failures("sync_businesses"):
         scoped = BusinessScopedWarehouse(warehouse.warehouse().engine, config.business_ids)
         engine = SyncEngine(scoped, ledger.ledger(), thred.settings(), sync.options())
         for spec in sync_order():

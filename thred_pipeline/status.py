@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -21,12 +22,12 @@ from sqlalchemy import case, func, select
 
 from thred_pipeline.config import SettingsError
 from thred_pipeline.core.records import Status
-from thred_pipeline.ledger import LedgerRow, SyncLedger, ledger_table
+from thred_pipeline.entities import sync_order
+from thred_pipeline.ledger import LedgerCode, LedgerRow, SyncLedger, ledger_table
 
 # The Dagster names status reads (thred_pipeline.jobs / .assets; a test keeps them in step).
 NIGHTLY_JOB_NAME = "nightly_thred_sync"
 BOOKS_ASSET_PATH = ("thred", "books")
-TERMINAL_WAITING = "terminal_waiting"  # ledger error_code: a void/archive waits for dependants
 
 # Ledger statuses -> the status column an operator reads.
 COLUMNS: dict[str, tuple[Status, ...]] = {
@@ -60,27 +61,33 @@ LIST_FIELDS = (
 )
 
 
+NUMBERS = (*COLUMNS, "waiting_terminals")  # what is counted per business and entity
+
+
 @dataclass
 class EntityStatus:
+    """How many records of one business and entity are in each column (``NUMBERS``)."""
+
     business_id: str
     entity: str
-    synced: int = 0
-    pending: int = 0
-    deferred: int = 0
-    quarantined: int = 0
-    drifted: int = 0
-    waiting_terminals: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
 
     @property
     def total(self) -> int:
-        return self.synced + self.pending + self.deferred + self.quarantined + self.drifted
+        """Every record once (a waiting terminal is also synced)."""
+        return sum(self.counts[name] for name in COLUMNS)
 
     def add(self, other: EntityStatus) -> None:
-        for name in (*COLUMNS, "waiting_terminals"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.counts.update(other.counts)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "total": self.total}
+        numbers = {name: self.counts[name] for name in NUMBERS}
+        return {
+            "business_id": self.business_id,
+            "entity": self.entity,
+            **numbers,
+            "total": self.total,
+        }
 
 
 @dataclass
@@ -150,8 +157,6 @@ _KEYS = ("business_id", "entity")
 
 
 def _entity_rank() -> dict[str, int]:
-    from thred_pipeline.entities import sync_order
-
     return {spec.name: i for i, spec in enumerate(sync_order())}
 
 
@@ -163,7 +168,7 @@ def ledger_status(
 ) -> list[EntityStatus]:
     """Per (business, entity), how many records are in each state: one grouped query."""
     t = ledger_table
-    waiting = func.sum(case((t.c.error_code == TERMINAL_WAITING, 1), else_=0))
+    waiting = func.sum(case((t.c.error_code == LedgerCode.TERMINAL_WAITING.value, 1), else_=0))
     query = select(
         t.c.business_id, t.c.entity, t.c.status, func.count().label("n"), waiting.label("w")
     ).group_by(t.c.business_id, t.c.entity, t.c.status)
@@ -178,8 +183,8 @@ def ledger_status(
             row = found.setdefault((business_id, entity), EntityStatus(business_id, entity))
             name = column_of.get(status)
             if name is not None:
-                setattr(row, name, getattr(row, name) + int(n))
-            row.waiting_terminals += int(waiting_n or 0)
+                row.counts[name] += int(n)
+            row.counts["waiting_terminals"] += int(waiting_n or 0)
     rank = _entity_rank()
     return sorted(
         found.values(), key=lambda r: (r.business_id, rank.get(r.entity, len(rank)), r.entity)

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from thred_pipeline.core.records import SourceRecord, TimeWindow
     from thred_pipeline.warehouse.extract import Warehouse
+    from thred_pipeline.warehouse.source import SourceTable
 
 
 class SyncProgress:
@@ -105,19 +108,21 @@ def sync_progress(entities: int) -> Iterator[SyncProgress]:
                 handler.setStream(sys.__stderr__)
 
 
-def counting_warehouse(engine: Any, progress: SyncProgress) -> Warehouse:
+def counting_warehouse(engine: Engine, progress: SyncProgress) -> Warehouse:
     """A warehouse that tells ``progress`` about every chunk of records it hands out."""
-    from thred_pipeline.warehouse.extract import Warehouse
+    from thred_pipeline.warehouse.extract import DEFAULT_CHUNK_SIZE, Warehouse
 
     class CountingWarehouse(Warehouse):
-        def fetch(self, spec: Any, source_ids: Sequence[str]) -> list[SourceRecord]:
-            found = super().fetch(spec, source_ids)
-            progress.handed(spec.name, len(found))
+        def fetch(self, source: SourceTable, source_ids: Sequence[str]) -> list[SourceRecord]:
+            found = super().fetch(source, source_ids)
+            progress.handed(source.name, len(found))
             return found
 
-        def iter_changed(self, spec: Any, window: TimeWindow, **kw: Any) -> Any:
-            for chunk in super().iter_changed(spec, window, **kw):
-                progress.handed(spec.name, len(chunk))
+        def iter_changed(
+            self, source: SourceTable, window: TimeWindow, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+        ) -> Generator[list[SourceRecord], None, None]:
+            for chunk in super().iter_changed(source, window, chunk_size=chunk_size):
+                progress.handed(source.name, len(chunk))
                 yield chunk
 
     return CountingWarehouse(engine)

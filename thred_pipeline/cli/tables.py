@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from thred_pipeline.ledger import LedgerRow
-from thred_pipeline.status import COLUMNS, EntityStatus, Report
+from thred_pipeline.status import NUMBERS, EntityStatus, Report
 
 
 class _Console(Console):
@@ -24,11 +24,8 @@ def _console(out: Any) -> Console:
     return _Console(file=out, width=None if terminal else 200, highlight=False, soft_wrap=False)
 
 
-NUMBERS = (*COLUMNS, "waiting_terminals")
-
-
 def _counts(business: str, entity: str, row: EntityStatus) -> list[str]:
-    return [business, entity, *(f"{getattr(row, name)}" for name in NUMBERS), f"{row.total}"]
+    return [business, entity, *(f"{row.counts[name]}" for name in NUMBERS), f"{row.total}"]
 
 
 def _ledger_table(report: Report) -> Table:
