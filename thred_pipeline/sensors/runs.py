@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 # ``BulkActionStatus`` is not exported by ``dagster``; the version is pinned exactly, and
-# test_catch_up covers the call that uses it.
+# sensors/test_catch_up covers the call that uses it.
 from dagster._core.execution.backfill import BulkActionStatus
 
 BACKFILL_TAG = "dagster/backfill"
