@@ -18,7 +18,13 @@ from thred_pipeline.entities.thred_values import money
 from thred_pipeline.ledger.codes import LedgerCode
 from thred_pipeline.reconcile import thred_side
 from thred_pipeline.reconcile.explain import explain
-from thred_pipeline.reconcile.findings import Cause, CheckReport, SeverityPolicy, finish_check
+from thred_pipeline.reconcile.findings import (
+    Cause,
+    CheckReport,
+    SeverityPolicy,
+    balance_check_name,
+    finish_check,
+)
 from thred_pipeline.reconcile.parties import (
     PartyComparison,
     PartyKey,
@@ -61,7 +67,7 @@ def balance_check(
     expected = expected[expected["business_id"].isin(shown)]
     parties = read.frames[side.party]
     parties = parties[parties["business_id"].isin(shown)]
-    check = f"{side.name}_balances"
+    check = balance_check_name(side)
     explaining = pd.concat([record_differences, _unsettled(side, read)], ignore_index=True)
     comparison = PartyComparison(side, expected, parties, explaining, check)
     rows = comparison.run(thred_values, aging_totals)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from thred_pipeline.entities import Balances
 from thred_pipeline.entities.thred_values import Unreadable
 
 
@@ -117,6 +118,11 @@ def difference(
         "cause": cause.value,
         "explanation": explanation,
     }
+
+
+def balance_check_name(side: Balances) -> str:
+    """The books check of one side's party balances: "ar_balances", "ap_balances"."""
+    return f"{side.name}_balances"
 
 
 def differences_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -9,12 +9,18 @@ from typing import Any
 
 import pandas as pd
 
-from thred_pipeline.reconcile.findings import COLUMNS, CheckReport, differences_frame
+from thred_pipeline import entities
+from thred_pipeline.reconcile.findings import (
+    COLUMNS,
+    CheckReport,
+    balance_check_name,
+    differences_frame,
+)
 
 EXIT_EQUAL = 0
 EXIT_UNEXPLAINED = 1
 EXIT_EXPLAINED_ONLY = 3
-BALANCE_CHECKS = ("ar_balances", "ap_balances")
+BALANCE_CHECKS = tuple(balance_check_name(side) for side in entities.BALANCES)
 SHOWN = 20  # difference rows shown per check in text and markdown
 
 

@@ -3,7 +3,8 @@
 Every value comes from a field ``../shared/thred-api.md`` marks [doc] or [example]. Thred ids
 are mapped back to warehouse records through the ledger's ``thred_id`` (list shapes of
 payments and refunds carry no ``external_id``; aging rows carry only ``customer_id`` /
-``vendor_id``). How one item becomes compared values is each entity's ``thred_values``.
+``vendor_id``). How one item becomes compared values is declared on each entity
+(``spec.reconcile.thred``).
 """
 
 from __future__ import annotations
