@@ -14,7 +14,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from thred_devtools.demo import run_demo
 from thred_devtools.sandbox.config import (
     SandboxConfig,
     add_fault_arguments,
@@ -39,6 +38,10 @@ PROG = "thred-dev"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # The demo brings Dagster and pandas (~1.7 s of start-up); `thred-dev sandbox`, which
+    # benchmarks and tests start often, should not pay for them.
+    from thred_devtools.demo import run_demo
+
     try:
         report = run_demo(Path(args.home), port=args.port, reseed=args.reseed)
     except KeyboardInterrupt:
