@@ -16,7 +16,7 @@ import os
 import re
 import tomllib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from enum import Enum
@@ -179,6 +179,10 @@ def _stable(value: Any) -> Any:
         return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')}"
     if isinstance(value, tuple | list):
         return [_stable(v) for v in value]
+    if isinstance(value, Mapping):  # e.g. a measure name -> the function that reads it
+        return {str(k): _stable(v) for k, v in value.items()}
+    if isinstance(value, set | frozenset):
+        return sorted((_stable(v) for v in value), key=lambda v: json.dumps(v, default=str))
     if hasattr(value, "__dataclass_fields__"):
         return {k: _stable(getattr(value, k)) for k in sorted(value.__dataclass_fields__)}
     return value

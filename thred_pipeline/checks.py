@@ -22,11 +22,11 @@ import dagster as dg
 import pandas as pd
 
 from thred_pipeline.core.records import Status
-from thred_pipeline.entities import EntitySpec
+from thred_pipeline.entities import BY_NAME, ENTITIES, EntitySpec
 from thred_pipeline.ledger import SyncLedger
 from thred_pipeline.partitions import daily_partitions
 from thred_pipeline.reconcile import BooksReport, CheckReport
-from thred_pipeline.reconcile.compare import RULES
+from thred_pipeline.reconcile.report import BALANCE_CHECKS
 
 # Partitioned checks are a preview API in Dagster 1.13; the version is pinned exactly and this
 # module is the only place specs are built, so a change is a one-file edit.
@@ -36,7 +36,7 @@ warnings.filterwarnings(
 
 WINDOW_CHECK = "window_matches"
 QUARANTINE_CHECK = "nothing_quarantined"
-BOOKS_CHECKS = (*RULES, "ar_balances", "ap_balances")
+BOOKS_CHECKS = (*(spec.name for spec in ENTITIES), *BALANCE_CHECKS)
 DEFERRED_MAX_AGE = timedelta(days=3)
 TABLE_ROWS = 100  # differences shown as table metadata per check; all are counted
 
@@ -61,9 +61,9 @@ def books_check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
             name,
             asset=key,
             description=(
-                f"Every {RULES[name].label} of every active business: in Thred, with the same "
+                f"Every {BY_NAME[name].label} of every active business: in Thred, with the same "
                 "documented values, and nothing extra or duplicated."
-                if name in RULES
+                if name in BY_NAME
                 else f"Every {'customer' if name == 'ar_balances' else 'vendor'}'s open "
                 "balance and aging in Thred equal the warehouse's; each business's aging total."
             ),
