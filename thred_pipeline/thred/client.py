@@ -53,6 +53,7 @@ from thred_pipeline.thred.encoding import (
     header_safe_idempotency_key,
 )
 from thred_pipeline.thred.errors import RequestNotSendable
+from thred_pipeline.thred.governor import RateGovernor, RateLimits, shared_governor
 from thred_pipeline.thred.pagination import MAX_PAGE_SIZE
 from thred_pipeline.thred.paths import check_business_id, platform_path
 from thred_pipeline.thred.responses import (
@@ -62,7 +63,14 @@ from thred_pipeline.thred.responses import (
     success_body,
 )
 from thred_pipeline.thred.retry import Jitter
-from thred_pipeline.thred.sending import Clock, Sender, Sleep, http_client, retry_policy
+from thred_pipeline.thred.sending import (
+    Clock,
+    Sender,
+    Sleep,
+    http_client,
+    rate_limits,
+    retry_policy,
+)
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.thred.stats import ThredClientStats
 
@@ -76,12 +84,23 @@ def _redactor(settings: ThredSettings) -> Redactor:
     return Redactor(key, pair, base64.b64encode(pair.encode()).decode("ascii"))
 
 
+def _governor(settings: ThredSettings, clock: Clock | None) -> RateGovernor:
+    limits: RateLimits = rate_limits(settings)
+    if clock is not None:
+        return RateGovernor(limits, clock)
+    return shared_governor((settings.base_url, settings.partner_id), limits)
+
+
 class ThredClient:
     """Async client for ``/v1/platform/`` (see the module docstring for its guarantees).
 
     Use ``async with ThredClient(settings) as client:``. ``transport`` swaps the HTTP
-    transport (tests); ``sleep``, ``rng`` and ``clock`` make retries and token expiry
-    deterministic in tests. One client may be shared by many concurrent tasks.
+    transport (tests); ``sleep``, ``rng`` and ``clock`` make retries, token expiry and
+    pacing deterministic in tests. One client may be shared by many concurrent tasks.
+
+    Requests are paced by ``governor`` (see ``governor``): by default the process's one
+    for this Thred environment and partner, so every client of the process shares each
+    business's bucket; a client given its own ``clock`` gets a governor of its own.
     """
 
     def __init__(
@@ -92,15 +111,18 @@ class ThredClient:
         sleep: Sleep | None = None,
         rng: Jitter | None = None,
         clock: Clock | None = None,
+        governor: RateGovernor | None = None,
     ) -> None:
         self._settings = settings
         self.stats = ThredClientStats()
         self._redactor = _redactor(settings)
         self._http = http_client(settings, transport, self.stats)
+        self.governor = governor or _governor(settings, clock)
         clock = clock or time.monotonic
         self._sender = Sender(
             http=self._http,
             policy=retry_policy(settings),
+            governor=self.governor,
             stats=self.stats,
             redactor=self._redactor,
             sleep=sleep or asyncio.sleep,

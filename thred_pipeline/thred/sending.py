@@ -1,9 +1,11 @@
-"""One request on the wire, retried by the policy: the only place that calls httpx.
+"""One request on the wire, paced and retried: the only place that calls httpx.
 
 ``Sender.send`` runs the retry loop around ``httpx.AsyncClient.send`` (whose ``auth`` flow
 adds the token and renews it after a 401), so every exchange -- a record write, a page read,
-a token request -- gets the same retries, logs and counters. httpx exceptions never escape:
-their ``request`` would carry the Authorization header.
+a token request -- gets the same retries, logs and counters, and takes a slot from its
+scope's bucket in the rate governor (``governor``) before every attempt; each answer tells
+the governor how the server took it (a 429 slows the whole business). httpx exceptions
+never escape: their ``request`` would carry the Authorization header.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import certifi
 import httpx
 
 from thred_pipeline.thred.errors import ErrorContext, ThredError, ThredTransientError
+from thred_pipeline.thred.governor import RateGovernor, RateLimits, Ticket
 from thred_pipeline.thred.paths import API_PREFIX
 from thred_pipeline.thred.responses import Redactor, parse_error
 from thred_pipeline.thred.retry import (
@@ -31,7 +34,7 @@ from thred_pipeline.thred.retry import (
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.thred.stats import ThredClientStats
 
-__all__ = ["Clock", "Sender", "Sleep", "http_client", "retry_policy"]
+__all__ = ["Clock", "Sender", "Sleep", "http_client", "rate_limits", "retry_policy"]
 
 logger = logging.getLogger("thred_pipeline.thred")
 
@@ -94,6 +97,10 @@ def retry_policy(settings: ThredSettings) -> RetryPolicy:
     )
 
 
+def rate_limits(settings: ThredSettings) -> RateLimits:
+    return RateLimits(ceiling=settings.rate_per_business, burst=settings.rate_burst)
+
+
 @dataclass
 class _Series:
     """One logical request's attempts so far."""
@@ -118,6 +125,7 @@ class Sender:
 
     http: httpx.AsyncClient
     policy: RetryPolicy
+    governor: RateGovernor
     stats: ThredClientStats
     redactor: Redactor
     sleep: Sleep
@@ -156,12 +164,14 @@ class Sender:
         series = _Series(request, business_id, started=self.clock())
         while True:
             series.attempts += 1
+            ticket = await self._slot(business_id)
             outcome = await self._attempt(series, auth)
             if isinstance(outcome, httpx.Response):
+                retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
+                self._tell_governor(ticket, outcome.status_code, retry_after)
                 if not self.policy.retries_status(outcome.status_code):
                     return outcome
                 series.uncertain |= self.policy.status_is_uncertain(outcome.status_code)
-                retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
             elif outcome.retryable:
                 series.uncertain |= outcome.uncertain
                 retry_after = None
@@ -170,6 +180,25 @@ class Sender:
                     f"request could not be sent: {outcome.description}", **series.context()
                 )
             await self._wait_or_give_up(series, outcome, retry_after)
+
+    async def _slot(self, scope: str | None) -> Ticket:
+        """Wait for a send slot of ``scope``'s bucket (again if a 429 voided it meanwhile)."""
+        while True:
+            ticket = self.governor.reserve(scope)
+            if ticket.wait_s > 0:
+                self.stats.rate_waits += 1
+                self.stats.rate_wait_s += ticket.wait_s
+                await self.sleep(ticket.wait_s)
+            if self.governor.valid(ticket):
+                return ticket
+
+    def _tell_governor(self, ticket: Ticket, status: int, retry_after: float | None) -> None:
+        if status == 429:
+            # Capped like the retry's own wait: no answer parks a business for longer.
+            pause = None if retry_after is None else min(retry_after, self.policy.backoff_max_s)
+            self.governor.on_throttled(ticket, pause)
+        else:
+            self.governor.on_success(ticket)
 
     async def _attempt(self, series: _Series, auth: httpx.Auth) -> Outcome:
         request = series.request

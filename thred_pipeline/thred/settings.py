@@ -42,6 +42,18 @@ class ThredSettings(BaseModel):
     verify_tls: bool = True
     allow_insecure_tls: bool = False
     max_connections: int = Field(20, ge=1, description="HTTP connection pool size")
+    rate_per_business: float | None = Field(
+        None,
+        gt=0,
+        description="Known request limit per business (and for the partner), requests/s; "
+        "None: unknown, found from 429s by the rate governor",
+    )
+    rate_burst: int | None = Field(
+        None,
+        ge=1,
+        description="Requests a business may send back to back; None: a tenth of a "
+        "second's worth of its current rate",
+    )
 
     @field_validator("base_url")
     @classmethod

@@ -31,6 +31,9 @@ class ThredClientStats:
     token_renewals_after_401: int = 0
     elapsed_s: float = 0.0
     """Summed wall time of ``request`` calls (overlapping calls add up)."""
+    rate_waits: int = 0
+    """Attempts that waited for a slot of the rate governor (``rate_wait_s`` in all)."""
+    rate_wait_s: float = 0.0
 
     def count_request(self, method: str) -> None:
         self.requests += 1
@@ -52,6 +55,8 @@ class ThredClientStats:
             f"{prefix}token_fetches": self.token_fetches,
             f"{prefix}token_renewals_after_401": self.token_renewals_after_401,
             f"{prefix}elapsed_s": round(self.elapsed_s, 6),
+            f"{prefix}rate_waits": self.rate_waits,
+            f"{prefix}rate_wait_s": round(self.rate_wait_s, 6),
         }
         for method, n in sorted(self.requests_by_method.items()):
             out[f"{prefix}requests_{method.lower()}"] = n
