@@ -62,10 +62,12 @@ class RateLimits:
     burst: int | None = None
     initial_rate: float = 50.0
     min_rate: float = 0.5
-    decrease: float = 0.85
+    decrease: float = 0.9
     increase: float = 0.02
     window_s: float = 1.0
     settle_s: float = 10.0
+    server_burst_s: float = 1.0
+    forget_s: float = 600.0
     burst_s: float = 0.1
 
     def __post_init__(self) -> None:
@@ -102,8 +104,13 @@ class BucketState:
     epoch: int = 0
     slow_start: bool = True
     window_started: float = 0.0
+    created: float = 0.0
     last_wait: float = -math.inf
+    busy_since: float = math.inf
+    accepted: int = 0
+    accepted_when_busy: int = 0
     last_cut: float = -math.inf
+    last_used: float = 0.0
     throttles: int = 0
     cuts: int = 0
     successes: deque[float] = field(default_factory=deque, repr=False)
@@ -128,11 +135,18 @@ class RateGovernor:
         return f"RateGovernor({self.limits!r}, scopes={len(self._buckets)})"
 
     def state(self, scope: Hashable) -> BucketState:
-        """The scope's bucket, created at the starting rate on first use."""
+        """The scope's bucket, created at the starting rate on first use.
+
+        A bucket left idle for ``forget_s`` starts afresh: what it learned may be stale
+        (another night, another quota) and a slow start finds it again in a few windows.
+        """
+        now = self._clock()
         bucket = self._buckets.get(scope)
-        if bucket is None:
-            bucket = BucketState(rate=self.limits.start_rate(), window_started=self._clock())
+        if bucket is None or now - bucket.last_used > self.limits.forget_s:
+            rate, known = self.limits.start_rate(), self.limits.ceiling is not None
+            bucket = BucketState(rate, window_started=now, created=now, slow_start=not known)
             self._buckets[scope] = bucket
+        bucket.last_used = now
         return bucket
 
     def _tolerance(self, bucket: BucketState) -> float:
@@ -152,7 +166,16 @@ class RateGovernor:
             bucket.tat = max(bucket.tat, start) + 1.0 / bucket.rate
             if send_at > now:
                 bucket.last_wait = now
+                if bucket.busy_since == math.inf:
+                    self._mark_busy(bucket, now)
             return Ticket(scope, send_at - now, bucket.epoch)
+
+    def _mark_busy(self, bucket: BucketState, now: float) -> None:
+        """Where discovery counts from: the bucket's start if it was busy within a window."""
+        if now - bucket.created <= self.limits.window_s:
+            bucket.busy_since, bucket.accepted_when_busy = bucket.created, 0
+        else:
+            bucket.busy_since, bucket.accepted_when_busy = now, bucket.accepted
 
     def valid(self, ticket: Ticket) -> bool:
         """False when the bucket was cut or paused since the slot was reserved: reserve again."""
@@ -165,6 +188,7 @@ class RateGovernor:
         with self._lock:
             bucket = self.state(ticket.scope)
             bucket.successes.append(now)
+            bucket.accepted += 1
             bucket.accepted_since(now - self.limits.window_s)
             if now - bucket.window_started < self.limits.window_s:
                 return
@@ -195,9 +219,24 @@ class RateGovernor:
             bucket.epoch += 1
             bucket.tat = bucket.paused_until + self._tolerance(bucket)
 
+    def _observed(self, bucket: BucketState, now: float) -> float:
+        """The rate the server was accepting from this bucket just before a 429.
+
+        The first time, the server's burst is in it: a bucket that was full when we became
+        busy let ``burst`` more through than its rate. Assuming the usual burst of one
+        second's worth (``server_burst_s``, the sandbox's default), what it accepted since
+        we became busy is spread over that much more time.
+        """
+        limits = self.limits
+        recent = bucket.accepted_since(now - limits.window_s) / limits.window_s
+        if not bucket.slow_start or bucket.busy_since == math.inf:
+            return recent
+        since_busy = bucket.accepted - bucket.accepted_when_busy
+        return min(recent, since_busy / (now - bucket.busy_since + limits.server_burst_s))
+
     def _cut(self, bucket: BucketState, now: float) -> None:
         limits = self.limits
-        observed = bucket.accepted_since(now - limits.window_s) / limits.window_s
+        observed = self._observed(bucket, now)
         busy = now - bucket.last_wait <= limits.window_s
         # The rate the server was accepting is the limit's estimate only when we were
         # sending as fast as the bucket let us; a quiet bucket keeps probing (slow start).
