@@ -13,15 +13,12 @@ from typing import Any
 
 import pandas as pd
 
-from thred_pipeline import entities
 from thred_pipeline.core.records import Status
 from thred_pipeline.entities import Compared, EntitySpec
 from thred_pipeline.entities.thred_values import Unreadable
 from thred_pipeline.ledger import LedgerRow
 from thred_pipeline.reconcile.explain import explain
 from thred_pipeline.reconcile.findings import Cause, Kind, Where, difference, plain, whole
-
-RULES = entities.BY_NAME  # checks.py's names and labels, until it reads the registry itself
 
 
 class RecordComparison:
