@@ -66,6 +66,8 @@ class RateLimits:
     increase: float = 0.02
     window_s: float = 1.0
     settle_s: float = 10.0
+    calm_s: float = 30.0
+    calm_increase: float = 0.05
     server_burst_s: float = 1.0
     forget_s: float = 600.0
     burst_s: float = 0.1
@@ -193,9 +195,14 @@ class RateGovernor:
             if now - bucket.window_started < self.limits.window_s:
                 return
             if bucket.last_wait >= bucket.window_started and now >= bucket.paused_until:
-                factor = 2.0 if bucket.slow_start else 1.0 + self.limits.increase
+                factor = 2.0 if bucket.slow_start else 1.0 + self._increase(bucket, now)
                 bucket.rate = min(bucket.rate * factor, self.limits.top())
             bucket.window_started = now
+
+    def _increase(self, bucket: BucketState, now: float) -> float:
+        """``increase``; ``calm_increase`` once no 429 has come for ``calm_s`` (found low)."""
+        limits = self.limits
+        return limits.calm_increase if now - bucket.last_cut > limits.calm_s else limits.increase
 
     def on_throttled(self, ticket: Ticket, retry_after_s: float | None) -> None:
         """A 429: pause the scope for ``Retry-After`` and cut its rate once per event.

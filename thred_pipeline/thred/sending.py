@@ -185,10 +185,11 @@ class Sender:
         """Wait for a send slot of ``scope``'s bucket (again if a 429 voided it meanwhile)."""
         while True:
             ticket = self.governor.reserve(scope)
-            if ticket.wait_s > 0:
-                self.stats.rate_waits += 1
-                self.stats.rate_wait_s += ticket.wait_s
-                await self.sleep(ticket.wait_s)
+            if ticket.wait_s <= 0:
+                return ticket  # nothing could void it in between
+            self.stats.rate_waits += 1
+            self.stats.rate_wait_s += ticket.wait_s
+            await self.sleep(ticket.wait_s)
             if self.governor.valid(ticket):
                 return ticket
 
