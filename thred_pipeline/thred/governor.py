@@ -13,23 +13,27 @@ Why it is shaped like this:
   It is plain arithmetic on a clock under a thread lock: no event loop is captured, so one
   governor serves every ``ThredClient`` of a process, whatever loop each runs on.
 - **A 429 is about the whole business.** ``Retry-After`` pauses the bucket (every waiting
-  task, not only the request that got it), and the rate is cut to ``decrease`` times the
+  task, not only the request that got it), and the rate is cut to ``decrease`` (90%) of the
   smaller of the current rate and the rate the server was accepting just before (its
   successes in the last ``window_s``); outstanding slots are void (``epoch``), so the tasks
   already queued at the old pace take new slots at the new one. One cut per congestion
-  event: a 429 answering a request that left before the last cut only extends the pause.
-  A 429 met by a bucket that was not busy says nothing about the limit (the quota was
-  spent elsewhere): the rate is cut by ``decrease`` only and keeps probing (slow start).
+  event: a 429 answering a request that left before the last cut only extends the pause; a
+  second event within ``settle_s`` means the cut was not enough and cuts deeper. A 429 met
+  by a bucket that was not busy says nothing about the limit (the quota was spent
+  elsewhere): the rate is cut by ``decrease`` only and keeps probing (slow start).
 - **Recovery is gradual and only when it is used.** Each ``window_s`` in which the bucket
   made a task wait, the rate grows by ``increase`` (2%) of itself, up to ``ceiling``: a
   server with a token bucket lets a client run a little over its limit for a while (its
   burst drains), so a fast climb would overshoot and pay a 429 and a pause per probe; a
-  slow one probes again only every few tens of seconds. A bucket that is not the
-  bottleneck does not grow.
+  slow one probes again only every few tens of seconds. After ``calm_s`` without a 429 the
+  climb is ``calm_increase`` (5%), so a limit found too low is not crept to for minutes.
+  A bucket that is not the bottleneck does not grow; one idle for ``forget_s`` starts over.
 - **An unknown limit is found, not guessed**: the first rate (``initial_rate``, above what
   one business needs at Thred's latency and the default concurrency) doubles each busy
   window until the first 429 (slow start), and the burst is small (``burst_s`` of the rate),
-  so discovery costs about one 429 per business instead of one per concurrent request.
+  so discovery costs about one 429 per business instead of one per concurrent request. The
+  first estimate discounts the server's own burst (``_observed``), so it lands near the
+  limit instead of above it.
 - **A known limit** (``ceiling``) is the starting rate and the top of the recovery.
 - The one request that does not pass here is the resend of a request after a 401 (inside
   the ``httpx.Auth`` flow); it follows a token renewal, which did.
