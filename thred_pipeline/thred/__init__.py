@@ -1,7 +1,8 @@
 """Thred Platform API client, split by concern.
 
 ``client`` (``ThredClient``: the calls), ``auth`` (tokens as an ``httpx.Auth`` flow),
-``sending`` + ``retry`` (the retry loop and its policy), ``pagination``, ``encoding``
+``sending`` + ``retry`` (the retry loop and its policy), ``governor`` (a token bucket per
+business that every attempt draws from; it slows a business on 429), ``pagination``, ``encoding``
 (query, JSON, Idempotency-Key), ``responses`` (bodies and status -> exception),
 ``diagnose`` (why the partner token failed: ``ThredConfigError``), ``errors``, ``paths``,
 ``settings``, ``stats``, ``tokens`` (the single-flight cache).

@@ -110,6 +110,19 @@ def test_recovery_is_gradual_and_stops_at_the_known_limit() -> None:
     assert rates[-1] == 10.0 and max(rates) == 10.0
 
 
+def test_the_climb_quickens_after_a_calm_spell() -> None:
+    clock = FakeClock()
+    gov = governor(clock)
+    busy_second(gov, clock, BIZ_A, 12)
+    gov.on_throttled(gov.reserve(BIZ_A), None)
+    rates = [gov.state(BIZ_A).rate]
+    for _ in range(40):
+        busy_second(gov, clock, BIZ_A, 100)
+        rates.append(gov.state(BIZ_A).rate)
+    steps = [round(after / before, 6) for before, after in itertools.pairwise(rates)]
+    assert set(steps[:29]) == {1.02} and set(steps[31:]) == {1.05}
+
+
 def test_a_bucket_that_is_not_the_bottleneck_does_not_grow() -> None:
     clock = FakeClock()
     gov = governor(clock, ceiling=None)
