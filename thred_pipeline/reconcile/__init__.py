@@ -7,6 +7,7 @@ fields; the sync ledger only explains differences. See docs/reliability.md.
 from thred_pipeline.reconcile.findings import Cause, CheckReport, Kind, SeverityPolicy
 from thred_pipeline.reconcile.reconciler import BooksReconciler, WindowReconciler
 from thred_pipeline.reconcile.report import BooksReport
+from thred_pipeline.reconcile.window_read import ReadMode
 
 __all__ = [
     "BooksReconciler",
@@ -14,6 +15,7 @@ __all__ = [
     "Cause",
     "CheckReport",
     "Kind",
+    "ReadMode",
     "SeverityPolicy",
     "WindowReconciler",
 ]

@@ -39,6 +39,8 @@ class Cause(StrEnum):
 
 
 EXPLAINED = frozenset(Cause) - {Cause.UNEXPLAINED}
+# A check's metadata: numbers Dagster can plot, and a few words (how Thred was read).
+Metric = int | float | str
 
 COLUMNS = (
     "check",
@@ -165,7 +167,7 @@ class CheckReport:
     entity: str | None
     description: str
     differences: pd.DataFrame
-    metrics: dict[str, int | float] = field(default_factory=dict)
+    metrics: dict[str, Metric] = field(default_factory=dict)
     severity: str | None = None  # None when passed
     not_read: dict[str, str] = field(default_factory=dict)  # business -> why Thred was not read
     notes: list[str] = field(default_factory=list)  # facts that are not differences in the books
@@ -196,7 +198,7 @@ def finish_check(
     description: str,
     rows: list[dict[str, Any]],
     policy: SeverityPolicy,
-    metrics: Mapping[str, int | float],
+    metrics: Mapping[str, Metric],
     not_read: Mapping[str, str],
     not_read_severity: str = "ERROR",
 ) -> CheckReport:

@@ -2,7 +2,8 @@
 
 - ``WindowReconciler`` (per partition, inside each push step): the records of one entity that
   changed in the window are in Thred with the same documented values, or listed with their
-  reason. It reads that entity's list only for businesses with records in the window.
+  reason. It reads only businesses with records in the window, each by its records' Thred ids
+  or by the entity's list, whichever costs fewer requests (``window_read``).
 - ``BooksReconciler`` (per night, and on demand): the whole books of every active business —
   every record of every entity, each customer's and vendor's open balance and aging, each
   business's aging totals — read once, not once per partition.
@@ -14,7 +15,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from thred_pipeline.reconcile.findings import (
     Cause,
     CheckReport,
     Kind,
+    Metric,
     SeverityPolicy,
     Where,
     difference,
@@ -48,11 +50,16 @@ from thred_pipeline.reconcile.reading import (
 )
 from thred_pipeline.reconcile.report import BooksReport
 from thred_pipeline.reconcile.warehouse_side import WarehouseBooks
+from thred_pipeline.reconcile.window_read import ReadMode, WindowRead, business_windows
 from thred_pipeline.thred.client import ThredClient
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse.extract import Warehouse
 
 WINDOW_POLICY = SeverityPolicy()  # explained differences WARN: one bad row never blocks others
+BY_ID_NOTE = (
+    "read by Thred id where cheaper than the list: objects Thred holds under no Thred id the "
+    "ledger knows (extras, duplicates) are the books check's"
+)
 
 
 @dataclass(frozen=True)
@@ -69,35 +76,42 @@ class _Base:
         return self.policy or SeverityPolicy()
 
 
+@dataclass(frozen=True)
 class WindowReconciler(_Base):
-    """Per partition: the window's changed records of one entity, in Thred as they should be."""
+    """Per partition: the window's changed records of one entity, in Thred as they should be.
+
+    ``read``: how Thred is read (``window_read``): by default the cheaper of the records' detail
+    pages and the entity's list, per business; forced one way in tests.
+    """
+
+    read: ReadMode = field(default=ReadMode.AUTO, kw_only=True)
 
     def check(self, entity: str, window: TimeWindow) -> CheckReport:
         return asyncio.run(self._check(entities.get(entity), window))
 
     async def _check(self, spec: EntitySpec, window: TimeWindow) -> CheckReport:
         ledger = LedgerView(self.ledger)
-        expected = WarehouseBooks(self.warehouse.engine).frame(spec)
-        start, end = pd.Timestamp(window.start), pd.Timestamp(window.end)
-        in_window = expected["version"].isna() | (
-            (expected["version"] >= start) & (expected["version"] < end)
-        )
-        expected = expected[in_window].reset_index(drop=True)
+        expected = _in_window(WarehouseBooks(self.warehouse.engine).frame(spec), window)
         not_read: dict[str, str] = {}
         async with self.client_factory(self.thred_settings) as client:
-            reader = ThredReader(client, ledger, not_read)
-            pairs = await self._read(reader, spec, expected)
+            read = WindowRead(ThredReader(client, ledger, not_read), spec, self.read)
+            pairs = await self._read(read, ledger, expected)
             requests = int(client.stats.requests)
         thred = thred_frame(spec, pairs, ledger)
         if spec.partner_scoped:  # the partner lists every business: compare the window's
             thred = thred[thred["source_id"].isin(set(expected["source_id"]))]
         expected = expected[~expected["business_id"].isin(not_read)]  # not compared, not missing
+        end = pd.Timestamp(window.end)
         comparison = RecordComparison(spec, expected, thred, ledger.rows[spec.name], end, "window")
         rows = comparison.run(all_extras=False)
-        metrics = {
+        metrics: dict[str, Metric] = {
             "window_records": len(expected),
             "matched": comparison.matched,
             "thred_reads": requests,
+            "read": read.how,
+            "businesses_read_by_detail": read.by_detail,
+            "businesses_read_by_list": read.by_list,
+            "detail_misses_listed": read.detail_misses,
         }
         description = (
             f"{len(expected)} {spec.label} records changed "
@@ -109,24 +123,25 @@ class WindowReconciler(_Base):
             "window", spec.name, description, rows, WINDOW_POLICY, metrics, not_read, "WARN"
         )
         note_warehouse_only(check, comparison.warehouse_only)
+        if read.by_detail:
+            check.notes.append(BY_ID_NOTE)
         return check
 
     @staticmethod
-    async def _read(reader: ThredReader, spec: EntitySpec, expected: pd.DataFrame) -> Pairs:
+    async def _read(read: WindowRead, ledger: LedgerView, expected: pd.DataFrame) -> Pairs:
         """Thred's items of the entity, only for the businesses with records in the window."""
-        if spec.partner_scoped:
-            return await reader.partner_businesses()
-        in_scope = set(expected["source_id"])
-        pairs: Pairs = []
-        for business_id in sorted(set(expected["business_id"])):
-            thred_business = reader.ledger.thred_business(business_id)
-            if thred_business is None:
-                continue  # its records are missing in Thred, each with its reason
-            items = await reader.guarded(
-                business_id, reader.items(spec, business_id, thred_business, in_scope)
-            )
-            pairs += [(business_id, i) for i in items or []]
-        return pairs
+        if read.spec.partner_scoped:
+            return await read.reader.partner_businesses()
+        windows = business_windows(ledger, read.spec, expected)
+        return await read.pairs(windows, set(expected["source_id"]))
+
+
+def _in_window(expected: pd.DataFrame, window: TimeWindow) -> pd.DataFrame:
+    """The records changed in the window (and those whose version cannot be read)."""
+    start, end = pd.Timestamp(window.start), pd.Timestamp(window.end)
+    version = expected["version"]
+    in_window = version.isna() | ((version >= start) & (version < end))
+    return expected[in_window].reset_index(drop=True)
 
 
 class BooksReconciler(_Base):
