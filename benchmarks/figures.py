@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import data
+from benchmarks.dagster_run import launch_partition
 from benchmarks.docs_client import naive_sync, raw_load, read_books
 from benchmarks.ledger_loop import LEDGER_TABLE, check_loop, sqlite_path
 from benchmarks.procs import (
@@ -36,13 +37,11 @@ from benchmarks.procs import (
 
 PARTNER = ("demo-partner", "sandbox-demo-key")
 EMPTY_WINDOW = ("2020-01-01", "2020-01-02")  # before the seed's first day
-NIGHTLY_JOB = "nightly_thred_sync"
 BUILT_IN = "built-in / frozen"
 IMPORTS = "imports (start-up)"
 PARTITION_LINE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s")
 # BENCH_QUICK: steps in the run process (the job's multiprocess executor costs minutes here)
 IN_PROCESS = "execution:\n  config:\n    in_process: {}\n"
-DAGSTER_EXECUTE = [str(BIN / "dagster"), "job", "execute", "-m", "thred_pipeline.definitions", "-j"]
 
 
 @dataclass(frozen=True)
@@ -512,38 +511,33 @@ def _demo(home: Path, env: dict[str, str]) -> Measured:
     return run_measured(argv, env).check((0, 1))
 
 
-def b6_dagster(sizes: Sizes, tmp: Path, out: Results) -> None:
+def _demo_home(sizes: Sizes, tmp: Path, env: dict[str, str]) -> tuple[Path, int]:
+    """The demo's folder and its days; a quick run seeds a one-business week first."""
     home = tmp / "demo"
     home.mkdir()
+    if sizes.demo:
+        return home, 30
+    seed = [str(BIN / "thred-dev"), "seed", "--warehouse-url", f"sqlite:///{home}/warehouse.db"]
+    run_measured([*seed, "--businesses", "1", "--days", "7"], env).check()
+    return home, 7
+
+
+def b6_dagster(sizes: Sizes, tmp: Path, out: Results) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("THRED_", "DAGSTER_"))}
     env["BENCH_TMP"] = str(tmp)
-    days = 30
-    if not sizes.demo:  # a smaller demo: one business, one week (the demo keeps a warehouse)
-        days = 7
-        seed = [str(BIN / "thred-dev"), "seed", "--warehouse-url", f"sqlite:///{home}/warehouse.db"]
-        run_measured([*seed, "--businesses", "1", "--days", str(days)], env).check()
+    home, days = _demo_home(sizes, tmp, env)
     first = _demo(home, env)
     rerun = _demo(home, env) if sizes.demo else first
     day = f"2026-09-{1 + days // 2:02d}"
-    dagster_home = tmp / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    in_process = None
+    if sizes.quick:
+        in_process = tmp / "in_process.yaml"
+        in_process.write_text(IN_PROCESS)
     with SandboxProcess(data_dir=home / "sandbox") as sandbox:
         run_env = pipeline_env(
-            f"sqlite:///{home}/warehouse.db",
-            f"sqlite:///{home}/ledger.db",
-            sandbox.url,
-            DAGSTER_HOME=str(dagster_home),
+            f"sqlite:///{home}/warehouse.db", f"sqlite:///{home}/ledger.db", sandbox.url
         )
-        argv = [*DAGSTER_EXECUTE, NIGHTLY_JOB, "--tags", json.dumps({"dagster/partition": day})]
-        if sizes.quick:
-            (tmp / "in_process.yaml").write_text(IN_PROCESS)
-            argv += ["-c", str(tmp / "in_process.yaml")]
-        launched = run_measured(
-            argv,
-            run_env,
-            cwd=REPO,
-        ).check()
+        launched = launch_partition(tmp / "dagster_home", run_env, day, in_process)
         cli_sync = run_measured(
             [str(BIN / "thred-pipeline"), "sync", "--start", day], run_env
         ).check((0, 3))
@@ -552,17 +546,18 @@ def b6_dagster(sizes: Sizes, tmp: Path, out: Results) -> None:
         ).check((0, 3))
     cli = cli_sync.wall_s + cli_reconcile.wall_s
     partitions = _partitions(first.stdout)
+    seconds = launched.launch_to_end_s
     out.rows += [
         Row(
             "B6",
-            f"one no-change nightly partition ({day}) through Dagster, "
-            + ("IN PROCESS (quick)" if sizes.quick else "the job's executor"),
-            launched.wall_s,
+            f"one no-change nightly partition ({day}) launched as the schedule launches it, "
+            + ("steps IN PROCESS (quick)" if sizes.quick else "the job's executor"),
+            seconds,
             cli,
             "s",
             "≤ 2x the CLI doing the same work",
-            launched.wall_s <= 2 * cli,
-            ratio_text=f"{launched.wall_s / cli:.1f}x",
+            seconds <= 2 * cli and launched.status == "SUCCESS",
+            ratio_text=f"{seconds / cli:.1f}x",
         ),
         Row(
             "B6",
@@ -578,9 +573,10 @@ def b6_dagster(sizes: Sizes, tmp: Path, out: Results) -> None:
         ),
     ]
     out.details.append(
-        f"B6: `dagster job execute -j nightly_thred_sync` with tag dagster/partition={day} "
-        f"(a fresh run process, steps through the job's executor, as a launched run) "
-        f"{launched.wall_s:.1f} s, CPU {launched.cpu_s:.1f} s with its step processes; the CLI: "
+        f"B6: the run of partition {day} was queued with `dagster job launch`, dequeued by "
+        f"`dagster-daemon` and started by the instance's run launcher (a run worker process, "
+        f"steps through the job's executor): {launched.status}, {seconds:.1f} s from launch "
+        f"to end ({launched.start_to_end_s:.1f} s from the worker's start). The CLI: "
         f"`sync --start {day}` {cli_sync.wall_s:.1f} s + `reconcile --start {day}` "
         f"{cli_reconcile.wall_s:.1f} s. The demo: first run {first.wall_s:.1f} s (exit "
         f"{first.returncode}), "
