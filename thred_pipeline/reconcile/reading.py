@@ -91,13 +91,17 @@ class ThredReader:
         business_id: str,
         thred_business: str,
         in_scope: set[str] | None = None,
+        parents: Iterable[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Thred's items of one entity; ``in_scope``: the records compared (None: all)."""
-        parent_ids: list[str] = []
-        if spec.listed_under is not None:
+        """Thred's items of one entity; ``in_scope``: the records compared (None: all).
+
+        A nested list is read under ``parents`` (Thred ids) when given, else under every
+        parent Thred lists."""
+        parent_ids = list(parents or ())
+        if spec.listed_under is not None and parents is None:
             parent = entities.get(spec.listed_under[0])
-            parents = await thred_side.list_items(self.client, thred_business, parent)
-            parent_ids = [str(p["id"]) for p in parents if p.get("id")]
+            listed = await thred_side.list_items(self.client, thred_business, parent)
+            parent_ids = [str(p["id"]) for p in listed if p.get("id")]
         items = await thred_side.list_items(
             self.client, thred_business, spec, parent_ids=parent_ids
         )

@@ -111,6 +111,7 @@ class WindowReconciler(_Base):
             "read": read.how,
             "businesses_read_by_detail": read.by_detail,
             "businesses_read_by_list": read.by_list,
+            "businesses_read_under_window_parents": read.by_parent,
             "detail_misses_listed": read.detail_misses,
         }
         description = (
@@ -131,6 +132,7 @@ class WindowReconciler(_Base):
     async def _read(read: WindowRead, ledger: LedgerView, expected: pd.DataFrame) -> Pairs:
         """Thred's items of the entity, only for the businesses with records in the window."""
         if read.spec.partner_scoped:
+            read.by_list += 1  # the partner's one list of businesses
             return await read.reader.partner_businesses()
         windows = business_windows(ledger, read.spec, expected)
         return await read.pairs(windows, set(expected["source_id"]))

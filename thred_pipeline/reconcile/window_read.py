@@ -6,7 +6,9 @@ made the per-partition check grow with history. The ledger knows both sides of t
 many rows of the entity it holds for the business, and the Thred id of each window record. When
 fetching the window's records by their documented detail page (concurrently, at most
 ``DETAIL_CONCURRENCY`` in flight) costs fewer requests than the list's pages, they are read by
-id; otherwise, and for records listed only under a parent (no detail page), by the list.
+id; otherwise by the list. Records listed only under a parent (refund payments: no detail
+page) are read from the lists of their window records' parents alone, never fewer requests than
+listing every parent and every parent's list.
 
 What a read by id covers: every window record the ledger holds a Thred id for is in Thred with
 the same values (missing: the detail page answers 404; different: its values). It cannot see
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -30,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from thred_pipeline.entities import EntitySpec
+from thred_pipeline.ledger import LedgerRow
 from thred_pipeline.reconcile import thred_side
 from thred_pipeline.reconcile.reading import LedgerView, Pairs, ThredReader
 from thred_pipeline.thred.pagination import MAX_PAGE_SIZE
@@ -53,6 +57,8 @@ class BusinessWindow:
     thred_business: str
     thred_ids: tuple[str, ...]  # the Thred ids the ledger holds for the window's records
     history: int  # the ledger's rows of this entity for the business
+    # nested lists (no detail page): the window records' parents' Thred ids; None: unknown
+    parents: tuple[str, ...] | None = None
 
     @property
     def list_requests(self) -> int:
@@ -60,7 +66,7 @@ class BusinessWindow:
         return max(1, math.ceil(self.history / MAX_PAGE_SIZE))
 
     def by_detail(self, spec: EntitySpec, mode: ReadMode) -> bool:
-        if spec.listed_under is not None:  # no documented detail page for nested records
+        if spec.listed_under is not None:  # no documented detail page: listed under parents
             return False
         if mode is ReadMode.AUTO:
             return len(self.thred_ids) < self.list_requests
@@ -78,12 +84,31 @@ def business_windows(
         thred_business = ledger.thred_business(str(business_id))
         if thred_business is None:
             continue  # its records are missing in Thred, each with its reason
-        known = (rows.get(s) for s in source_ids)
-        thred_ids = sorted({row.thred_id for row in known if row is not None and row.thred_id})
+        records = expected.loc[source_ids.index]
         windows.append(
-            BusinessWindow(str(business_id), thred_business, tuple(thred_ids), history[business_id])
+            BusinessWindow(
+                str(business_id),
+                thred_business,
+                _thred_ids(rows, records["source_id"]),
+                history[business_id],
+                _parents(ledger, spec, records),
+            )
         )
     return sorted(windows, key=lambda w: w.business_id)
+
+
+def _thred_ids(rows: Mapping[str, LedgerRow], source_ids: Iterable[str]) -> tuple[str, ...]:
+    known = (rows.get(s) for s in source_ids)
+    return tuple(sorted({row.thred_id for row in known if row is not None and row.thred_id}))
+
+
+def _parents(ledger: LedgerView, spec: EntitySpec, records: pd.DataFrame) -> tuple[str, ...] | None:
+    """The Thred ids of the parents a nested list is read under (refund payments: their
+    refunds'), from the parent column of the expected records; None for other entities."""
+    if spec.listed_under is None or spec.listed_under[1] not in records.columns:
+        return None
+    parent, column = spec.listed_under
+    return _thred_ids(ledger.rows[parent], records[column].dropna().astype(str))
 
 
 @dataclass
@@ -95,6 +120,7 @@ class WindowRead:
     mode: ReadMode
     by_detail: int = 0  # businesses read by id
     by_list: int = 0  # businesses read by list (a 404 by id included)
+    by_parent: int = 0  # businesses whose nested lists were read under the window's parents
     detail_misses: int = 0  # businesses whose read by id met a 404 and were listed again
 
     async def pairs(self, windows: list[BusinessWindow], in_scope: set[str]) -> Pairs:
@@ -107,10 +133,10 @@ class WindowRead:
 
     @property
     def how(self) -> str:
-        """``detail``, ``list`` or ``detail+list``: how the check's businesses were read."""
-        return "+".join(
-            name for name, n in (("detail", self.by_detail), ("list", self.by_list)) if n
-        ) or ("detail" if self.mode is ReadMode.DETAIL else "list")
+        """``detail``, ``list``, ``parents`` or a mix (``detail+list``): how the check's
+        businesses were read."""
+        counts = (("detail", self.by_detail), ("parents", self.by_parent), ("list", self.by_list))
+        return "+".join(name for name, n in counts if n) or "none"
 
     async def _business(self, window: BusinessWindow, in_scope: set[str]) -> list[dict[str, Any]]:
         if window.by_detail(self.spec, self.mode):
@@ -121,8 +147,14 @@ class WindowRead:
                 self.by_detail += 1
                 return [item for item in found if item is not None]
             self.detail_misses += 1  # read as the list pass reads, so the loss reads the same
-        self.by_list += 1
-        listed = self.reader.items(self.spec, window.business_id, window.thred_business, in_scope)
+        parents = window.parents if self.mode is not ReadMode.LIST else None
+        if parents is not None:
+            self.by_parent += 1
+        else:
+            self.by_list += 1
+        listed = self.reader.items(
+            self.spec, window.business_id, window.thred_business, in_scope, parents
+        )
         return await self.reader.guarded(window.business_id, listed) or []
 
     async def _details(self, window: BusinessWindow) -> list[dict[str, Any] | None]:

@@ -165,3 +165,31 @@ def test_a_small_window_of_a_long_history_is_read_by_id_with_far_fewer_requests(
     assert by_id * 3 <= by_list
     assert checks[ReadMode.AUTO].metrics["read"] == "detail"
     assert checks[ReadMode.AUTO].metrics["thred_reads"] == by_id
+
+
+@pytest.mark.parametrize("mode", BY_ID_OR_LIST)
+def test_a_lost_refund_payment_is_found_under_its_own_refund(
+    synced_env: SyncEnv, mode: ReadMode
+) -> None:
+    env = synced_env
+    lost = env.data["refund_payments"][0]
+    prefix = entities.get("refund_payments").external_prefix
+    env.admin(
+        "delete-object",
+        {
+            "business_id": env.thred_business,
+            "collection": "refund_payments",
+            "external_id": f"{prefix}-{lost['id']}",
+        },
+    )
+    check = window_check(env, "refund_payments", mode, WINDOW)
+    [missing] = check.differences.to_dict("records")
+    assert (missing["source_id"], missing["kind"]) == (lost["id"], "missing in Thred")
+    assert missing["money_cents"] == lost["amount_cents"] and missing["cause"] == "unexplained"
+    refunds = {p["refund_id"] for p in env.data["refund_payments"]}
+    if mode is ReadMode.LIST:  # the refunds' list, then every refund's payments
+        assert check.metrics["read"] == "list"
+        assert check.metrics["thred_reads"] == 1 + len(env.data["refunds"])
+    else:  # only the lists of the window's refund payments' refunds
+        assert check.metrics["read"] == "parents"
+        assert check.metrics["thred_reads"] == len(refunds)
