@@ -1,9 +1,9 @@
 """The figures of issue 8 (B1-B6 and CPU per record), each measured beside its anchor.
 
-Every function takes the run's sizes and a scratch folder and returns ``Row``s (and raw
-details for the report). Each subject and its anchor run in the same call, one after the
-other, against fresh sandboxes of the same configuration, so their ratio is what counts on
-a shared machine.
+Every figure function takes the run's sizes and a scratch folder and appends its ``Row``s
+(and a line of raw details) to the ``Results``. Each subject and its anchor run in the same
+call, one after the other, against fresh sandboxes of the same configuration, so their
+ratio is what counts on a shared machine.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import json
 import os
 import pstats
 import re
-import shutil
 import sqlite3
 import sys
 import threading
@@ -141,21 +140,25 @@ def pipeline_env(warehouse: str, ledger: str, base_url: str, **extra: str) -> di
     return env
 
 
-def sync_argv(*extra: str, start: str = data.WINDOW_START, end: str = data.WINDOW_END) -> list[str]:
+def sync_argv(start: str = data.WINDOW_START, end: str = data.WINDOW_END) -> list[str]:
     entities = [w for e in data.AR_ENTITIES for w in ("--entity", e)]
-    return [str(BIN / "thred-pipeline"), "sync", "--start", start, "--end", end, *entities, *extra]
+    return [str(BIN / "thred-pipeline"), "sync", "--start", start, "--end", end, *entities]
 
 
-def synced_records(run: Measured) -> int:
-    """Records the sync reports per entity (its JSON lines: ``<entity> {json}``)."""
-    total = 0
+def sync_totals(run: Measured) -> dict[str, float]:
+    """The sync's counts summed over entities (its stdout lines: ``<entity> {json}``)."""
+    totals: dict[str, float] = {}
     for line in run.stdout.splitlines():
-        if "{" in line:
-            try:
-                total += int(json.loads(line[line.index("{") :]).get("records", 0))
-            except ValueError:
-                continue
-    return total
+        if "{" not in line:
+            continue
+        try:
+            counts = json.loads(line[line.index("{") :])
+        except ValueError:
+            continue
+        for key, value in counts.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                totals[key] = totals.get(key, 0) + value
+    return totals
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,8 @@ class SyncRun:
     run: Measured
     records: int
     server_cpu_s: float
-    counts: dict[str, int]
+    counts: dict[str, int]  # the sandbox's: requests, writes, rate_limited, tokens
+    totals: dict[str, float]  # the sync's own counts, summed over entities
 
 
 def sync_against(
@@ -171,17 +175,17 @@ def sync_against(
     warehouse: str,
     ledger: str,
     concurrency: int,
-    *extra: str,
     window: tuple[str, str] = data.WINDOW,
 ) -> SyncRun:
     setting = {"THRED_CONCURRENCY": str(concurrency)} if concurrency else {}
     env = pipeline_env(warehouse, ledger, sandbox.url, **setting)
     before, cpu0 = request_counts(sandbox.stats()), sandbox.cpu_s()
-    run = run_measured(sync_argv(*extra, start=window[0], end=window[1]), env).check((0, 3))
+    run = run_measured(sync_argv(*window), env).check((0, 3))
     cpu = sandbox.cpu_s() - cpu0
     after = request_counts(sandbox.stats())
     counts = {k: after[k] - before[k] for k in after}
-    return SyncRun(run, synced_records(run), cpu, counts)
+    totals = sync_totals(run)
+    return SyncRun(run, int(totals.get("records", 0)), cpu, counts, totals)
 
 
 def _concurrency(setting: int) -> str:
@@ -312,7 +316,7 @@ def b2_cpu_b4(sizes: Sizes, tmp: Path, out: Results) -> None:
 # --- B3: a per-business rate limit --------------------------------------------------------------
 
 
-class _Sampler:
+class Sampler:
     """Samples the sandbox's accepted-request count twice a second (the sustained rate)."""
 
     def __init__(self, sandbox: SandboxProcess) -> None:
@@ -327,7 +331,7 @@ class _Sampler:
             self.samples.append((time.perf_counter(), counts["requests"] - counts["rate_limited"]))
             self._stop.wait(0.5)
 
-    def __enter__(self) -> _Sampler:
+    def __enter__(self) -> Sampler:
         self._thread.start()
         return self
 
@@ -335,13 +339,19 @@ class _Sampler:
         self._stop.set()
         self._thread.join()
 
-    def sustained(self) -> float:
-        """Accepted requests per second between the first and the last change seen."""
+    def sustained(self, skip_s: float = 2.0) -> float:
+        """Accepted requests per second from ``skip_s`` after the first change seen (the
+        server's initial burst allowance is spent by then) to the last change."""
         first = next((i for i, (_, n) in enumerate(self.samples) if n > self.samples[0][1]), None)
         if first is None:
             return 0.0
         last = max(i for i, (_, n) in enumerate(self.samples) if n != self.samples[i - 1][1])
-        start_t, start_n = self.samples[first - 1]
+        begin = first - 1
+        settled = self.samples[begin][0] + skip_s
+        later = [i for i in range(begin, last) if self.samples[i][0] >= settled]
+        if later and self.samples[last][0] - self.samples[later[0]][0] >= skip_s:
+            begin = later[0]
+        start_t, start_n = self.samples[begin]
         end_t, end_n = self.samples[last]
         return (end_n - start_n) / (end_t - start_t) if end_t > start_t else 0.0
 
@@ -370,7 +380,7 @@ def b3_rate_limit(sizes: Sizes, tmp: Path, out: Results) -> None:
     )
     ledger = f"sqlite:///{tmp / 'b3-ledger.db'}"
     ceiling = sizes.rate_limit * sizes.rate_businesses
-    with SandboxProcess(rate_limit=sizes.rate_limit) as sandbox, _Sampler(sandbox) as sampler:
+    with SandboxProcess(rate_limit=sizes.rate_limit) as sandbox, Sampler(sandbox) as sampler:
         ours = sync_against(sandbox, warehouse, ledger, sizes.concurrency)
     sustained = sampler.sustained()
     share_429 = (
@@ -413,11 +423,20 @@ def b3_rate_limit(sizes: Sizes, tmp: Path, out: Results) -> None:
     out.details.append(
         f"B3: {ours.records} records, {ours.counts['requests']} requests "
         f"({ours.counts['rate_limited']} answered 429) in {ours.run.wall_s:.2f} s; sustained "
-        f"rate from the sandbox's counters sampled every 0.5 s: {sustained:.1f} req/s; whole "
+        f"rate from the sandbox's counters sampled every 0.5 s, from 2 s after the first request "
+        f"(the bucket's initial burst spent) to the last: {sustained:.1f} req/s; whole "
         f"run including start-up: {ours.counts['requests'] / ours.run.wall_s:.1f} req/s. "
         f"Sandbox `--rate-limit {sizes.rate_limit:g}` (token bucket per business, burst = "
-        f"the rate), {_concurrency(sizes.concurrency)}."
+        f"the rate), {_concurrency(sizes.concurrency)}. {_waits(ours.totals)}"
     )
+
+
+def _waits(totals: dict[str, float]) -> str:
+    """What the sync says it waited for its rate governor, when it says so."""
+    waits = {k: v for k, v in totals.items() if "rate_wait" in k}
+    if not waits:
+        return "The sync reports no rate-governor waits."
+    return "The sync's governor: " + ", ".join(f"{k} {v:g}" for k, v in sorted(waits.items()))
 
 
 # --- B4: the no-change rerun ----------------------------------------------------------------------
@@ -700,7 +719,3 @@ def _top(stats: Any, top: int) -> str:
             f"{own:7.2f} {own / total:6.1%} {cum:7.2f} {calls:9d}  {func} ({where}:{line})"
         )
     return "\n".join(lines)
-
-
-def cleanup(tmp: Path) -> None:
-    shutil.rmtree(tmp, ignore_errors=True)

@@ -8,7 +8,6 @@ step processes).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -51,17 +50,6 @@ class Measured:
     max_rss_mb: float
     stdout: str
     stderr: str
-
-    def json_lines(self) -> list[dict[str, Any]]:
-        lines = []
-        for line in self.stdout.splitlines():
-            line = line.strip()
-            if line.startswith("{"):
-                try:
-                    lines.append(json.loads(line))
-                except ValueError:
-                    continue
-        return lines
 
     def check(self, allowed: tuple[int, ...] = (0,)) -> Measured:
         if self.returncode not in allowed:

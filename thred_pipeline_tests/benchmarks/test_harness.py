@@ -20,7 +20,7 @@ from thred_devtools.sandbox import SandboxConfig, start_sandbox
 
 from benchmarks import data
 from benchmarks.docs_client import ClientRun, naive_sync, raw_load, read_books
-from benchmarks.figures import PARTNER, Row, Sizes
+from benchmarks.figures import PARTNER, Row, Sampler, Sizes
 from benchmarks.ledger_loop import sqlite_path
 from benchmarks.procs import request_counts
 from benchmarks.report import table
@@ -134,3 +134,12 @@ def test_request_counts_split_writes_tokens_and_429s() -> None:
         ]
     }
     assert request_counts(stats) == {"requests": 9, "writes": 3, "rate_limited": 4, "tokens": 2}
+
+
+def test_the_sustained_rate_leaves_out_the_initial_burst() -> None:
+    """A bucket of 20 spent at once, then 10 requests/s: the sustained rate is 10/s."""
+    sampler = Sampler.__new__(Sampler)
+    counts = [0, 0, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 70, 70]
+    sampler.samples = [(0.5 * i, n) for i, n in enumerate(counts)]
+    assert sampler.sustained() == pytest.approx(10.0)
+    assert sampler.sustained(skip_s=0) == pytest.approx(70 / 5.5)
