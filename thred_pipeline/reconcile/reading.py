@@ -30,13 +30,30 @@ IN_BUSINESS = tuple(spec for spec in entities.ENTITIES if not spec.is_business_r
 class LedgerView:
     """The ledger read once: rows per entity and Thred id -> source id maps."""
 
-    def __init__(self, ledger: SyncLedger) -> None:
+    def __init__(self, ledger: SyncLedger, specs: Iterable[EntitySpec] = entities.ENTITIES) -> None:
         self.rows: dict[str, dict[str, LedgerRow]] = {}
         self.refs: dict[str, dict[str, str]] = {}
-        for spec in entities.ENTITIES:
-            rows = {r.source_id: r for r in ledger.iter_rows(spec.name)}
-            self.rows[spec.name] = rows
-            self.refs[spec.name] = {r.thred_id: s for s, r in rows.items() if r.thred_id}
+        for spec in specs:
+            self._keep(spec.name, {r.source_id: r for r in ledger.iter_rows(spec.name)})
+
+    @classmethod
+    def for_window(
+        cls, ledger: SyncLedger, spec: EntitySpec, source_ids: Iterable[str]
+    ) -> LedgerView:
+        """Only the window's rows of ``spec``, beside every row of the businesses and of the
+        entities its records refer to (Thred's values name those parents by Thred id): a
+        window check reads what its window needs, not the whole ledger."""
+        related = {BUSINESSES.name, *(ref.entity for ref in spec.refs)}
+        if spec.listed_under is not None:
+            related.add(spec.listed_under[0])
+        related.discard(spec.name)
+        view = cls(ledger, [entities.get(name) for name in sorted(related)])
+        view._keep(spec.name, ledger.get_many(spec.name, source_ids))
+        return view
+
+    def _keep(self, entity: str, rows: dict[str, LedgerRow]) -> None:
+        self.rows[entity] = rows
+        self.refs[entity] = {r.thred_id: s for s, r in rows.items() if r.thred_id}
 
     def thred_business(self, business_id: str) -> str | None:
         row = self.rows[BUSINESSES.name].get(business_id)

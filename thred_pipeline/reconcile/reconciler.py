@@ -90,12 +90,12 @@ class WindowReconciler(_Base):
         return asyncio.run(self._check(entities.get(entity), window))
 
     async def _check(self, spec: EntitySpec, window: TimeWindow) -> CheckReport:
-        ledger = LedgerView(self.ledger)
         expected = _in_window(WarehouseBooks(self.warehouse.engine).frame(spec), window)
+        ledger = LedgerView.for_window(self.ledger, spec, expected["source_id"])
         not_read: dict[str, str] = {}
         async with self.client_factory(self.thred_settings) as client:
             read = WindowRead(ThredReader(client, ledger, not_read), spec, self.read)
-            pairs = await self._read(read, ledger, expected)
+            pairs = await self._read(read, expected)
             requests = int(client.stats.requests)
         thred = thred_frame(spec, pairs, ledger)
         if spec.partner_scoped:  # the partner lists every business: compare the window's
@@ -128,13 +128,13 @@ class WindowReconciler(_Base):
             check.notes.append(BY_ID_NOTE)
         return check
 
-    @staticmethod
-    async def _read(read: WindowRead, ledger: LedgerView, expected: pd.DataFrame) -> Pairs:
+    async def _read(self, read: WindowRead, expected: pd.DataFrame) -> Pairs:
         """Thred's items of the entity, only for the businesses with records in the window."""
         if read.spec.partner_scoped:
             read.by_list += 1  # the partner's one list of businesses
             return await read.reader.partner_businesses()
-        windows = business_windows(ledger, read.spec, expected)
+        history = self.ledger.created_counts(read.spec.name)
+        windows = business_windows(read.reader.ledger, read.spec, expected, history)
         return await read.pairs(windows, set(expected["source_id"]))
 
 

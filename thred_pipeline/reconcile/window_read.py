@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -74,11 +73,11 @@ class BusinessWindow:
 
 
 def business_windows(
-    ledger: LedgerView, spec: EntitySpec, expected: pd.DataFrame
+    ledger: LedgerView, spec: EntitySpec, expected: pd.DataFrame, history: Mapping[str, int]
 ) -> list[BusinessWindow]:
-    """The window's businesses Thred holds, each with its records' Thred ids and its history."""
+    """The window's businesses Thred holds, each with its records' Thred ids and its history
+    (``history``: per business, the records of the entity the ledger says Thred holds)."""
     rows = ledger.rows[spec.name]
-    history = Counter(row.business_id for row in rows.values())
     windows = []
     for business_id, source_ids in expected.groupby("business_id")["source_id"]:
         thred_business = ledger.thred_business(str(business_id))
@@ -90,7 +89,7 @@ def business_windows(
                 str(business_id),
                 thred_business,
                 _thred_ids(rows, records["source_id"]),
-                history[business_id],
+                history.get(str(business_id), 0),
                 _parents(ledger, spec, records),
             )
         )
