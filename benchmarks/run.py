@@ -1,9 +1,9 @@
 """``make bench``: measure issue 8's figures beside their anchors and write docs/benchmarks.md.
 
 Run on a quiet machine: ``make bench`` (about 15 minutes on 2 cores), or
-``BENCH_QUICK=1 make bench`` for a smoke run of a couple of minutes whose figures mean
-nothing. ``BENCH_OUT=path`` writes the report elsewhere; ``BENCH_ONLY=B1,B3`` runs some
-figures only; every size in ``figures.Sizes`` is a ``BENCH_<NAME>`` variable.
+``BENCH_QUICK=1 make bench`` for a smoke run of a few minutes whose figures mean nothing.
+``BENCH_OUT=path`` writes the report elsewhere; ``BENCH_ONLY=B1,B3`` runs some figures
+only; every size in ``figures.Sizes`` is a ``BENCH_<NAME>`` variable.
 
 Each figure runs its subject and its anchor one after the other in this run, every program
 in its own process (see ``procs.py``), so a figure and its anchor see the same machine.
