@@ -44,6 +44,8 @@ _THRED_FIELDS = {
     "max_attempts": "THRED_MAX_ATTEMPTS",
     "verify_tls": "THRED_VERIFY_TLS",
     "allow_insecure_tls": "THRED_ALLOW_INSECURE_TLS",
+    "rate_per_business": "THRED_RATE_PER_BUSINESS",
+    "rate_burst": "THRED_RATE_BURST",
 }
 
 
@@ -117,6 +119,8 @@ class PipelineSettings(BaseModel):
     max_attempts: int = 6
     verify_tls: bool = True
     allow_insecure_tls: bool = False
+    rate_per_business: float | None = None  # None: unknown, the rate governor finds it
+    rate_burst: int | None = None
 
     @classmethod
     def from_env(cls) -> PipelineSettings:
@@ -134,6 +138,10 @@ class PipelineSettings(BaseModel):
             max_attempts=int(_number("THRED_MAX_ATTEMPTS", "6", int, minimum=1)),
             verify_tls=env.get("THRED_VERIFY_TLS", "1") != "0",
             allow_insecure_tls=env.get("THRED_ALLOW_INSECURE_TLS", "") == "1",
+            rate_per_business=_optional_number(
+                "THRED_RATE_PER_BUSINESS", float, minimum=0, inclusive=False
+            ),
+            rate_burst=_optional_int("THRED_RATE_BURST", minimum=1),
         )
 
     def thred_settings(self) -> ThredSettings:
@@ -166,6 +174,21 @@ def _number(
         bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
         raise SettingsError(name, f"{name} must be {bound}, got {text!r}")
     return value
+
+
+def _optional_number(
+    name: str, kind: type[float], *, minimum: float, inclusive: bool = True
+) -> float | None:
+    """Unset or empty: ``None`` (the client's own default); otherwise checked like ``_number``."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    return _number(name, text, kind, minimum=minimum, inclusive=inclusive)
+
+
+def _optional_int(name: str, *, minimum: int) -> int | None:
+    value = _optional_number(name, int, minimum=minimum)
+    return None if value is None else int(value)
 
 
 # -- databases ---------------------------------------------------------------------------------

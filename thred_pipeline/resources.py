@@ -57,6 +57,9 @@ class ThredResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
     max_attempts: int = 6  # per request, the first included: retries end sooner with fewer
     verify_tls: bool = True
     allow_insecure_tls: bool = False  # both must be set to turn verification off (logged)
+    # Known request limit per business, requests/s; None: the rate governor finds it from 429s.
+    rate_per_business: float | None = None
+    rate_burst: int | None = None  # None: a tenth of a second's worth of the current rate
 
     def settings(self) -> ThredSettings:
         return ThredSettings(
@@ -67,6 +70,8 @@ class ThredResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
             max_attempts=self.max_attempts,
             verify_tls=self.verify_tls,
             allow_insecure_tls=self.allow_insecure_tls,
+            rate_per_business=self.rate_per_business,
+            rate_burst=self.rate_burst,
         )
 
     def __repr__(self) -> str:
