@@ -28,7 +28,7 @@ from thred_pipeline.ledger.schema import (
     ledger_table,
     metadata,
 )
-from thred_pipeline.ledger.store import RETRY_REQUESTED, SyncLedger
+from thred_pipeline.ledger.store import RETRY_REQUESTED, Intent, SyncLedger
 
 __all__ = [
     "ERROR_CODE_LENGTH",
@@ -40,6 +40,7 @@ __all__ = [
     "RETRY_FIRST",
     "RETRY_REQUESTED",
     "WIDEN_SQL",
+    "Intent",
     "LedgerCode",
     "LedgerRow",
     "SyncLedger",

@@ -24,13 +24,20 @@ class LedgerReader:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    def _before_read(self) -> None:
+        """Writes held back (the store's batches) land before any read sees the table."""
+
+    def _reading(self) -> Connection:
+        self._before_read()
+        return self.engine.connect()
+
     def get_many(self, entity: str, source_ids: Iterable[str]) -> dict[str, LedgerRow]:
         """Rows by the caller's source ids (an over-long id's row says its full id too)."""
         keys = {ledger_key(i): i for i in dict.fromkeys(source_ids)}
         t = ledger_table
         found: dict[str, LedgerRow] = {}
         for chunk in self._in_batches(list(keys)):
-            with self.engine.connect() as conn:
+            with self._reading() as conn:
                 rows = conn.execute(
                     select(t).where(t.c.entity == entity, t.c.source_id.in_(chunk))
                 ).mappings()
@@ -51,7 +58,7 @@ class LedgerReader:
             query = select(t.c.source_id, t.c.thred_id).where(
                 t.c.entity == entity, t.c.source_id.in_(chunk), t.c.thred_id.is_not(None)
             )
-            with self.engine.connect() as conn:
+            with self._reading() as conn:
                 out.update({keys[r.source_id]: r.thred_id for r in conn.execute(query)})
         return out
 
@@ -71,7 +78,7 @@ class LedgerReader:
         )
         if business_id is not None:
             query = query.where(t.c.business_id == ledger_key(business_id))
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return [r.source_id for r in conn.execute(query.order_by(t.c.source_id))]
 
     def iter_rows(
@@ -89,7 +96,7 @@ class LedgerReader:
             query = query.where(t.c.status.in_([s.value for s in statuses]))
         if business_id is not None:
             query = query.where(t.c.business_id == ledger_key(business_id))
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             for row in conn.execute(query.order_by(t.c.entity, t.c.source_id)).mappings():
                 yield LedgerRow.from_mapping(row)
 
@@ -103,7 +110,7 @@ class LedgerReader:
         if business_id is not None:
             query = query.where(t.c.business_id == ledger_key(business_id))
         counts = {s.value: 0 for s in Status}
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             for status, n in conn.execute(query):
                 counts[status] = int(n)
         return counts
@@ -116,12 +123,12 @@ class LedgerReader:
             .where(t.c.entity == entity, t.c.thred_id.is_not(None))
             .group_by(t.c.business_id)
         )
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return {b: int(n) for b, n in conn.execute(query)}
 
     def confirmed_body(self, entity: str, source_id: str) -> dict[str, Any] | None:
         t = ledger_table
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             raw = conn.execute(
                 select(t.c.confirmed_body).where(
                     t.c.entity == entity, t.c.source_id == ledger_key(source_id)
@@ -138,7 +145,7 @@ class LedgerReader:
             t.c.error_code == str(error_code),
             t.c.thred_id.is_not(None),
         )
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return [str(r.source_id) for r in conn.execute(query)]
 
     def refused_since_upstream(
@@ -151,7 +158,7 @@ class LedgerReader:
         (``synced_at`` / ``status_since`` of a synced row) after the refusal (``status_since``,
         which every new attempt moves).
         """
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             refused = _refused(conn, entity, local_codes)
             if not refused:
                 return []

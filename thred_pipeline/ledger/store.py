@@ -2,25 +2,29 @@
 
 It is the heart of "exactly once": the intent (``pending`` + the hash about to be sent) is
 committed before the request and the outcome after it, so a crash or a dropped connection
-leaves evidence that the next run resolves by re-sending with the same external_id. No value
-can make a write fail (see :mod:`thred_pipeline.ledger.keys`), so one bad warehouse row never
-stops a run.
+leaves evidence that the next run resolves by re-sending with the same external_id. A sync
+writes a chunk's intents in one statement and holds outcomes back to write them in batches
+(:meth:`SyncLedger.batched`): an outcome lost to a crash leaves ``pending``, resolved the same
+way. No value can make a write fail (see :mod:`thred_pipeline.ledger.keys`), so one bad
+warehouse row never stops a run.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, inspect, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Engine, Executable, inspect, text, update
 from sqlalchemy.engine import URL
 
 from thred_pipeline.core.records import Status
+from thred_pipeline.ledger import statements
 from thred_pipeline.ledger.codes import LedgerCode
 from thred_pipeline.ledger.connect import create_ledger_engine
 from thred_pipeline.ledger.keys import bounded_code, bounded_message, ledger_key, now, storable
@@ -38,9 +42,27 @@ log = logging.getLogger("thred_pipeline.ledger")
 RETRY_REQUESTED = LedgerCode.RETRY_REQUESTED.value  # error_code of rejected rows released
 
 
+FLUSH_EVERY = 200  # outcomes held back at most, inside SyncLedger.batched()
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A request about to leave for one record: the hash of the payload it carries."""
+
+    entity: str
+    source_id: str
+    business_id: str
+    external_id: str
+    intended_hash: str
+
+
 class SyncLedger(LedgerReader):
-    """Durable per-record sync state. Every write commits on its own: write-ahead matters more
-    than throughput, and a commit per record is cheap next to an HTTP round trip."""
+    """Durable per-record sync state. Intents commit before their requests leave; outcomes
+    commit at once, or in batches inside :meth:`batched` (a sync's chunks)."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self._held = threading.local()  # each thread's outcomes held back (batched())
 
     @classmethod
     def from_url(cls, url: str | URL) -> SyncLedger:
@@ -83,22 +105,31 @@ class SyncLedger(LedgerReader):
         source_updated_at: datetime,
     ) -> None:
         """Write-ahead: committed before the request leaves, so a crash leaves ``pending``."""
+        intent = Intent(entity, source_id, business_id, external_id, intended_hash)
+        self.record_intents([(intent, source_updated_at)])
+
+    def record_intents(self, intents: Sequence[tuple[Intent, datetime]]) -> None:
+        """Write-ahead for many records in one statement, committed before it returns (so
+        before any of their requests leaves); outcomes held back are written first."""
+        if not intents:
+            return
+        self.flush()
         at = now()
-        values = _new_row(entity, source_id, business_id, external_id, at)
-        values.update(
-            status=Status.PENDING.value,
-            intended_hash=intended_hash,
-            source_updated_at=source_updated_at,
-        )
-        on_conflict = {
-            "status": Status.PENDING.value,
-            "intended_hash": intended_hash,
-            "source_updated_at": source_updated_at,
-            "attempts": ledger_table.c.attempts + 1,
-            "status_since": at,
-            "updated_at": at,
-        }
-        self._upsert(values, on_conflict)
+        rows = []
+        for intent, version in intents:
+            row = _new_row(
+                intent.entity, intent.source_id, intent.business_id, intent.external_id, at
+            )
+            row.update(
+                status=Status.PENDING.value,
+                intended_hash=intent.intended_hash,
+                source_updated_at=version,
+            )
+            rows.append(row)
+        copied = ("intended_hash", "source_updated_at")
+        stmt = statements.upsert(self._dialect, copied, attempt=True, keep_since=False)
+        with self.engine.begin() as conn:
+            conn.execute(stmt, rows)
 
     def record_synced(
         self,
@@ -111,7 +142,12 @@ class SyncLedger(LedgerReader):
         terminal_done: bool,
         confirmed_body: Mapping[str, Any] | None,
     ) -> None:
-        """Thred confirmed ``confirmed_hash``; ``confirmed_body=None`` keeps the stored body."""
+        """Thred confirmed ``confirmed_hash``; ``confirmed_body=None`` keeps the stored body.
+
+        Held back in a :meth:`batched` block: a crash before it is written leaves the intent's
+        ``pending``, which the next run re-sends with the same external_id (Thred answers with
+        the object it holds). A void/archive is written at once: it is not re-sent safely.
+        """
         values: dict[str, Any] = {
             "status": Status.SYNCED.value,
             "thred_id": ledger_key(thred_id),
@@ -126,7 +162,7 @@ class SyncLedger(LedgerReader):
         }
         if confirmed_body is not None:
             values["confirmed_body"] = json.dumps(dict(confirmed_body), sort_keys=True, default=str)
-        self._update(entity, source_id, **values)
+        self._update(entity, source_id, values, at_once=terminal_done)
 
     def record_outcome(
         self,
@@ -149,23 +185,23 @@ class SyncLedger(LedgerReader):
         ``None`` arguments keep what the row holds; ``forget_intended`` clears the intended
         hash instead (a payload that never reached Thred must not look like one it refused).
         """
-        error = _stored_error(source_id, error_code, error_message, error_details)
-        at = now()
-        values = _new_row(entity, source_id, business_id, external_id, at)
-        values.update(
+        row = _new_row(entity, source_id, business_id, external_id, now())
+        row.update(
             status=status.value,
             intended_hash=intended_hash,
             source_updated_at=source_updated_at,
-            **error,
+            thred_id=None if thred_id is None else ledger_key(thred_id),
+            **_stored_error(source_id, error_code, error_message, error_details),
         )
-        on_conflict: dict[str, Any] = {"status": status.value, **error, "updated_at": at}
+        copied = [*statements.ERROR_COLUMNS]
         if intended_hash is not None or forget_intended:
-            on_conflict["intended_hash"] = intended_hash
+            copied.append("intended_hash")
         if source_updated_at is not None:
-            on_conflict["source_updated_at"] = source_updated_at
+            copied.append("source_updated_at")
         if thred_id is not None:
-            values["thred_id"] = on_conflict["thred_id"] = ledger_key(thred_id)
-        self._upsert(values, on_conflict, keep_status_since_for=status)
+            copied.append("thred_id")
+        stmt = statements.upsert(self._dialect, tuple(copied), attempt=False, keep_since=True)
+        self._write((entity, row["source_id"]), stmt, row, checked=False)
 
     def touch_confirmed(self, entity: str, source_id: str, source_updated_at: datetime) -> None:
         """The warehouse row was re-saved without a change Thred would see: note the version.
@@ -173,16 +209,15 @@ class SyncLedger(LedgerReader):
         Thred holds exactly what the row says, so the row is ``synced`` again whatever it was
         (a drift that was reverted, a deferral resolved) and the old error is cleared.
         """
-        self._update(
-            entity,
-            source_id,
-            status=Status.SYNCED.value,
-            source_updated_at=source_updated_at,
-            confirmed_updated_at=source_updated_at,
-            error_code=None,
-            error_message=None,
-            error_details=None,
-        )
+        values = {
+            "status": Status.SYNCED.value,
+            "source_updated_at": source_updated_at,
+            "confirmed_updated_at": source_updated_at,
+            "error_code": None,
+            "error_message": None,
+            "error_details": None,
+        }
+        self._update(entity, source_id, values)
 
     def release_for_retry(
         self, entity: str | None = None, source_ids: Sequence[str] | None = None
@@ -193,6 +228,7 @@ class SyncLedger(LedgerReader):
         usually not changed, so no window would pick it up) with the rejected hash forgotten;
         Thred's error is kept in the message until the outcome of the retry replaces it.
         """
+        self.flush()
         t = ledger_table
         at = now()
         query = update(t).where(t.c.status == Status.REJECTED.value)
@@ -214,38 +250,103 @@ class SyncLedger(LedgerReader):
 
     # --- internals -------------------------------------------------------------------------
 
-    def _update(self, entity: str, source_id: str, **values: Any) -> None:
-        """One UPDATE; ``status_since`` moves only if the status does (SET sees the old row)."""
-        t = ledger_table
-        at = now()
-        status = values.get("status")
-        if status is not None:
-            values["status_since"] = case((t.c.status == status, t.c.status_since), else_=at)
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                update(t)
-                .where(and_(t.c.entity == entity, t.c.source_id == ledger_key(source_id)))
-                .values(updated_at=at, **values)
-            )
-            if not result.rowcount:
-                raise KeyError(f"no ledger row for {entity} {source_id!r}")
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Hold outcomes back and write them many at a time (every ``FLUSH_EVERY``, before any
+        read or intent, and when the block ends, even by an exception)."""
+        if getattr(self._held, "pending", None) is not None:
+            yield
+            return
+        self._held.pending = _Pending()
+        try:
+            yield
+        finally:
+            try:
+                self.flush()
+            finally:
+                self._held.pending = None
 
-    def _upsert(
-        self,
-        values: dict[str, Any],
-        on_conflict: dict[str, Any],
-        keep_status_since_for: Status | None = None,
+    def flush(self) -> None:
+        """Write the outcomes held back, in one transaction."""
+        pending = getattr(self._held, "pending", None)
+        if pending is None or not pending.keys:
+            return
+        groups, checked = pending.take()
+        self._execute(groups, checked)
+
+    def _before_read(self) -> None:
+        self.flush()
+
+    def _update(
+        self, entity: str, source_id: str, values: dict[str, Any], *, at_once: bool = False
     ) -> None:
-        t = ledger_table
-        if keep_status_since_for is not None:
-            # status_since only moves when the status actually changes, so "deferred for 3 days"
-            # stays true across runs that defer the same record again.
-            on_conflict["status_since"] = case(
-                (t.c.status == keep_status_since_for.value, t.c.status_since),
-                else_=values["status_since"],
-            )
+        params = {f"v_{name}": value for name, value in values.items()}
+        params.update(k_entity=entity, k_source_id=ledger_key(source_id), v_at=now())
+        stmt = statements.update_row(tuple(values))
+        key = (entity, params["k_source_id"])
+        if at_once:
+            self.flush()
+            self._execute({stmt: [params]}, {stmt})
+        else:
+            self._write(key, stmt, params, checked=True)
+
+    def _write(
+        self, key: tuple[str, str], stmt: Executable, params: dict[str, Any], *, checked: bool
+    ) -> None:
+        """Write now, or hold back inside :meth:`batched` (a row held twice is written first)."""
+        pending = getattr(self._held, "pending", None)
+        if pending is None:
+            self._execute({stmt: [params]}, {stmt} if checked else set())
+            return
+        if key in pending.keys:
+            self.flush()
+        pending.add(key, stmt, params, checked=checked)
+        if len(pending.keys) >= FLUSH_EVERY:
+            self.flush()
+
+    def _execute(
+        self, groups: dict[Executable, list[dict[str, Any]]], checked: set[Executable]
+    ) -> None:
+        """Each statement once over its rows; an UPDATE that met no row names what is missing."""
         with self.engine.begin() as conn:
-            _upsert_row(conn, values, on_conflict)
+            for stmt, rows in groups.items():
+                result = conn.execute(stmt, rows)
+                if stmt in checked and _missed(conn, result.rowcount, len(rows)):
+                    names = ", ".join(f"{r['k_entity']} {r['k_source_id']!r}" for r in rows[:5])
+                    raise KeyError(f"no ledger row for {names}")
+
+    @property
+    def _dialect(self) -> str:
+        return str(self.engine.dialect.name)
+
+
+class _Pending:
+    """Outcomes held back, grouped by statement; each row at most once."""
+
+    def __init__(self) -> None:
+        self.keys: set[tuple[str, str]] = set()
+        self.groups: dict[Executable, list[dict[str, Any]]] = {}
+        self.checked: set[Executable] = set()
+
+    def add(
+        self, key: tuple[str, str], stmt: Executable, params: dict[str, Any], *, checked: bool
+    ) -> None:
+        self.keys.add(key)
+        self.groups.setdefault(stmt, []).append(params)
+        if checked:
+            self.checked.add(stmt)
+
+    def take(self) -> tuple[dict[Executable, list[dict[str, Any]]], set[Executable]]:
+        groups, checked = self.groups, self.checked
+        self.keys, self.groups, self.checked = set(), {}, set()
+        return groups, checked
+
+
+def _missed(conn: Connection, rowcount: int | None, rows: int) -> bool:
+    """Fewer rows updated than asked (where the driver counts an executemany's rows)."""
+    if rows > 1 and not conn.dialect.supports_sane_multi_rowcount:
+        return False
+    return (rowcount or 0) < rows
 
 
 def _new_row(
@@ -285,21 +386,3 @@ def _stored_error(
         error_message = f"id {source_id}: {error_message}"
     message = bounded_message(error_message, keep=source_id if long_id else "")
     return {"error_code": code, "error_message": message, "error_details": details}
-
-
-def _upsert_row(conn: Connection, values: dict[str, Any], on_conflict: dict[str, Any]) -> None:
-    t = ledger_table
-    key = [t.c.entity, t.c.source_id]
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        pg_stmt = pg_insert(t).values(**values)
-        conn.execute(pg_stmt.on_conflict_do_update(index_elements=key, set_=on_conflict))
-    elif dialect == "sqlite":
-        lite_stmt = sqlite_insert(t).values(**values)
-        conn.execute(lite_stmt.on_conflict_do_update(index_elements=key, set_=on_conflict))
-    else:  # portable fallback: read then write inside one transaction
-        where = (t.c.entity == values["entity"], t.c.source_id == values["source_id"])
-        if conn.execute(select(t.c.status).where(*where)).first() is None:
-            conn.execute(t.insert().values(**values))
-        else:
-            conn.execute(update(t).where(*where).values(**on_conflict))

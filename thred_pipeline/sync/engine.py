@@ -54,7 +54,9 @@ from thred_pipeline.entities import EntitySpec
 from thred_pipeline.ledger import LOCAL_CODES, RETRY_FIRST, LedgerCode, LedgerRow, SyncLedger
 from thred_pipeline.sync.context import ContextReader
 from thred_pipeline.sync.executor import Executor
+from thred_pipeline.sync.flow import InFlight
 from thred_pipeline.sync.outcomes import EntityRunResult
+from thred_pipeline.sync.planner import Plan, sends, writes_ahead
 from thred_pipeline.sync.run import BusinessState, Job, Run
 from thred_pipeline.sync.terminals import Terminals, terminal_owners
 from thred_pipeline.sync.versions import record_version, wants_terminal
@@ -73,6 +75,18 @@ class SyncOptions:
     chunk_size: int = 500
     concurrency: int = 4  # in-flight requests per business
     full_refresh: bool = False  # re-send everything; safe because creates are idempotent
+
+
+_CHUNKS_IN_FLIGHT = 8  # chunks' worth of records held while being sent
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A record mapped and planned (``plan`` None: settled already), its ledger row as read."""
+
+    job: Job
+    plan: Plan | None
+    prior: LedgerRow | None
 
 
 @dataclass(frozen=True)
@@ -122,11 +136,8 @@ class SyncEngine:
             calls_before, writes_before = client.stats.requests, client.stats.writes
             # Terminals left waiting by an earlier run, whose dependants may have landed since.
             await self.terminals.apply_waiting(run, [spec] if spec.terminal else [])
-            seen: set[str] = set()
-            for chunk in self._work(run, extended):
-                unique = self._quarantine_duplicates(run, chunk, seen)
-                if unique:
-                    await self._process_chunk(run, unique)
+            with self.ledger.batched():
+                await self._chunks(run, extended)
             # This entity's records may be the ones a void/archive of a parent waited for.
             await self.terminals.apply_waiting(run, terminal_owners(spec))
             result.api_calls = int(client.stats.requests - calls_before)
@@ -141,6 +152,24 @@ class SyncEngine:
             result.api_calls,
         )
         return result
+
+    async def _chunks(self, run: Run, window: TimeWindow) -> None:
+        """Each chunk planned and written ahead in turn, sent while the next ones are read."""
+        flow = InFlight(_CHUNKS_IN_FLIGHT * self.options.chunk_size)
+        seen: set[str] = set()
+        duplicates: list[Job] = []
+        try:
+            for chunk in self._work(run, window):
+                unique = self._split_duplicates(run, chunk, seen, duplicates)
+                if unique:
+                    sending = await self._prepare_chunk(run, unique)
+                    await flow.add(self._send(sending), len(sending))
+            await flow.drain()
+        finally:
+            await flow.cancel()
+        for job in duplicates:  # after the first copy's outcome, which they replace
+            why = RecordInvalid("id", job.why_duplicate)
+            self.executor.recorder.invalid(job, LedgerCode.DUPLICATE_SOURCE_ID, why, safely=True)
 
     def _work(self, run: Run, window: TimeWindow) -> Iterator[list[SourceRecord]]:
         """Chunks of the four work sets, each record once (see the module docstring)."""
@@ -169,18 +198,19 @@ class SyncEngine:
             if fresh:
                 yield fresh
 
-    def _quarantine_duplicates(
-        self, run: Run, chunk: list[SourceRecord], seen: set[str]
+    def _split_duplicates(
+        self, run: Run, chunk: list[SourceRecord], seen: set[str], duplicates: list[Job]
     ) -> list[SourceRecord]:
-        """The chunk without source ids the warehouse returned twice, which are quarantined.
+        """The chunk without source ids the warehouse returned twice, which join ``duplicates``
+        (quarantined once every chunk was sent).
 
         A view without a primary key can hand back one id twice; pushing both rows would race
         under one external_id and leave Thred and the ledger holding different copies. Twice
         in a chunk: neither row is sent. Again in a later chunk (``seen`` holds the run's ids,
         small next to the records): the first copy went, this one is not sent.
         """
-        duplicates = duplicate_ids(chunk, seen)
-        for source_id, reason in sorted(duplicates.items()):
+        found = duplicate_ids(chunk, seen)
+        for source_id, reason in sorted(found.items()):
             record = next(r for r in chunk if r.source_id == source_id)
             job = Job(
                 run,
@@ -190,15 +220,40 @@ class SyncEngine:
                 run.result,
                 version=record_version(record),
             )
-            reason += " (a duplicate source id cannot be synced exactly once: fix the source)"
-            self.executor.recorder.invalid(
-                job, LedgerCode.DUPLICATE_SOURCE_ID, RecordInvalid("id", reason), safely=True
+            job.why_duplicate = (
+                f"{reason} (a duplicate source id cannot be synced exactly once: fix the source)"
             )
-        return [r for r in chunk if r.source_id not in duplicates]
+            duplicates.append(job)
+        return [r for r in chunk if r.source_id not in found]
 
-    async def _process_chunk(self, run: Run, chunk: list[SourceRecord]) -> None:
-        spec = run.spec
-        rows = self.ledger.get_many(spec.name, (r.source_id for r in chunk))
+    async def _prepare_chunk(self, run: Run, chunk: list[SourceRecord]) -> list[_Prepared]:
+        """Map and plan the chunk's records, settle those that need no request, and write the
+        intents of the others in one statement: what is left to send."""
+        rows = self.ledger.get_many(run.spec.name, (r.source_id for r in chunk))
+        shared = self._shared(run.spec, chunk, rows)
+        by_business: dict[str, list[SourceRecord]] = defaultdict(list)
+        for record in chunk:
+            by_business[record.business_id].append(record)
+        prepared: list[_Prepared] = []
+        for business_id, records in by_business.items():
+            state = await self.context.business_state(run, business_id)
+            ctx = self._map_context(state, shared)
+            for record in records:
+                job = self._job(run, record, state, shared)
+                prior = rows.get(record.source_id)
+                prepared.append(_Prepared(job, self.executor.prepare(job, ctx, prior), prior))
+        self.executor.write_ahead([p.job for p in prepared if p.plan and writes_ahead(p.plan)])
+        sending = []
+        for item in prepared:
+            if item.plan is not None and sends(item.plan):
+                sending.append(item)
+            else:  # no request: carried out now, without a task
+                await self.executor.process(item.job, item.plan, item.prior)
+        return sending
+
+    def _shared(
+        self, spec: EntitySpec, chunk: list[SourceRecord], rows: dict[str, LedgerRow]
+    ) -> _Chunk:
         readable = [r for r in chunk if r.problem is None]
         terminal_due = [
             r
@@ -206,48 +261,49 @@ class SyncEngine:
             if wants_terminal(spec, r)
             and not ((prior := rows.get(r.source_id)) is not None and prior.terminal_done)
         ]
-        shared = _Chunk(
+        return _Chunk(
             rows=rows,
             parent_ids=self.context.parent_thred_ids(spec, readable),
             flagged_parents=self.context.flagged_parents(spec, readable),
             blockers=self.terminals.blockers(spec, terminal_due),
         )
-        by_business: dict[str, list[SourceRecord]] = defaultdict(list)
-        for record in chunk:
-            by_business[record.business_id].append(record)
-        await _all(self._business(run, b, records, shared) for b, records in by_business.items())
 
-    async def _business(
-        self, run: Run, business_id: str, records: list[SourceRecord], shared: _Chunk
-    ) -> None:
-        """The business's records of the chunk, ``concurrency`` requests at a time."""
-        state = await self.context.business_state(run, business_id)
-        ctx = MapContext(
-            business_id=business_id,
+    @staticmethod
+    def _map_context(state: BusinessState, shared: _Chunk) -> MapContext:
+        return MapContext(
+            business_id=state.business_id,
             base_currency=state.base_currency,
             thred_ids=shared.parent_ids,
             tax_codes=state.tax_codes or {},
             account_ids=state.account_ids or {},
             tax_exempt_customers=shared.flagged_parents,
         )
-        semaphore = state.semaphore
-        assert semaphore is not None
 
-        async def one(record: SourceRecord) -> None:
+    @staticmethod
+    def _job(run: Run, record: SourceRecord, state: BusinessState, shared: _Chunk) -> Job:
+        return Job(
+            run,
+            run.spec,
+            record,
+            state,
+            run.result,
+            version=record_version(record),
+            resend=record.source_id in run.resend,
+            blockers=tuple(shared.blockers.get(record.source_id, ())),
+        )
+
+    async def _send(self, prepared: list[_Prepared]) -> None:
+        """The chunk's requests, each business ``concurrency`` at a time; then its outcomes
+        are written (and any held back by other chunks with them)."""
+
+        async def one(item: _Prepared) -> None:
+            semaphore = item.job.state.semaphore
+            assert semaphore is not None
             async with semaphore:
-                job = Job(
-                    run,
-                    run.spec,
-                    record,
-                    state,
-                    run.result,
-                    version=record_version(record),
-                    resend=record.source_id in run.resend,
-                    blockers=tuple(shared.blockers.get(record.source_id, ())),
-                )
-                await self.executor.process(job, ctx, shared.rows.get(record.source_id))
+                await self.executor.process(item.job, item.plan, item.prior)
 
-        await _all(one(r) for r in records)
+        await _all(one(item) for item in prepared)
+        self.ledger.flush()
 
 
 def duplicate_ids(chunk: list[SourceRecord], seen: set[str]) -> dict[str, str]:

@@ -22,7 +22,7 @@ from typing import Any
 from thred_pipeline import entities
 from thred_pipeline.core.records import MapContext, ParentNotSynced, RecordInvalid, Status
 from thred_pipeline.entities import ChangePolicy
-from thred_pipeline.ledger import LedgerCode, LedgerRow, SyncLedger
+from thred_pipeline.ledger import Intent, LedgerCode, LedgerRow, SyncLedger
 from thred_pipeline.sync.adopt import find_ours
 from thred_pipeline.sync.outcomes import Confirmation, Outcome, Setback
 from thred_pipeline.sync.planner import (
@@ -63,40 +63,57 @@ class Executor:
         self.recorder = Recorder(ledger, secret)
         self.requests = Requests(ledger, self.recorder)
 
-    async def process(self, job: Job, ctx: MapContext, prior: LedgerRow | None) -> None:
-        """One record; whatever goes wrong with it stays with it."""
+    def prepare(self, job: Job, ctx: MapContext, prior: LedgerRow | None) -> Plan | None:
+        """Map and plan one record, before any request of its chunk leaves (so its intent can
+        be written with the chunk's); None when it is settled already (its outcome recorded)."""
         try:
-            await self._process(job, ctx, prior)
+            return self._prepare(job, ctx, prior)
+        except Exception as exc:
+            self._failed(job, exc)
+            return None
+
+    def _prepare(self, job: Job, ctx: MapContext, prior: LedgerRow | None) -> Plan | None:
+        spec, state = job.spec, job.state
+        if job.record.problem is not None:
+            self.recorder.invalid(job, LedgerCode.UNREADABLE_SOURCE_ROW, job.record.problem)
+            return None
+        if state.paused and spec.reference_data and not state.has_reference_data():
+            # No payload can be built without Thred's tax codes and chart.
+            return plan_paused(prior, job.version)
+        if not self._map(job, ctx):
+            return None
+        job.planned_paused = bool(state.paused)
+        return plan_record(self.facts(job, prior), rule_of(spec))
+
+    async def process(self, job: Job, plan: Plan | None, prior: LedgerRow | None) -> None:
+        """Carry out a prepared plan; whatever goes wrong with the record stays with it."""
+        try:
+            if plan is not None:
+                if job.mapped is not None and bool(job.state.paused) != job.planned_paused:
+                    # The business was refused while this record waited: plan again.
+                    plan = plan_record(self.facts(job, prior), rule_of(job.spec))
+                if plan.resend_intent:
+                    # Written ahead like any attempt: whatever the outcome, the refusal's time
+                    # moves, so the record is re-sent again only after a later upstream change.
+                    self.intent(job)
+                await self.run_plan(job, plan, prior)
             if job.spec.warehouse_only is not None:
                 self._mark_warehouse_only(job)
-        except ThredConfigError:
-            raise  # the run cannot talk to Thred: not this record's problem
-        except ThredTransientError as exc:  # outside a request (a lookup): retry next run
+        except Exception as exc:
+            self._failed(job, exc)
+
+    def _failed(self, job: Job, exc: Exception) -> None:
+        """Record what went wrong with one record; what concerns the run is raised."""
+        if isinstance(exc, ThredConfigError):
+            raise exc  # the run cannot talk to Thred: not this record's problem
+        if isinstance(exc, ThredTransientError):  # outside a request (a lookup): retry next run
             sample = {"reason": str(exc)}
             setback = Setback(
                 Outcome.UNKNOWN, LedgerCode.TRANSIENT, f"{job.name}: {exc}", sample=sample
             )
             self.recorder.record(job, setback, safely=True)
-        except Exception as exc:
+        else:
             self.recorder.internal_error(job, exc)
-
-    async def _process(self, job: Job, ctx: MapContext, prior: LedgerRow | None) -> None:
-        spec, state = job.spec, job.state
-        if job.record.problem is not None:
-            self.recorder.invalid(job, LedgerCode.UNREADABLE_SOURCE_ROW, job.record.problem)
-            return
-        if state.paused and spec.reference_data and not state.has_reference_data():
-            # No payload can be built without Thred's tax codes and chart.
-            await self.run_plan(job, plan_paused(prior, job.version), prior)
-            return
-        if not self._map(job, ctx):
-            return
-        plan = plan_record(self.facts(job, prior), rule_of(spec))
-        if plan.resend_intent:
-            # Written ahead like any attempt: whatever the outcome, the refusal's time moves,
-            # so the record is re-sent again only after a later upstream change.
-            self.intent(job)
-        await self.run_plan(job, plan, prior)
 
     def _map(self, job: Job, ctx: MapContext) -> bool:
         """Map the record (False: deferred or quarantined, and recorded)."""
@@ -289,8 +306,21 @@ class Executor:
 
     # --- the ledger --------------------------------------------------------------------------
 
+    def write_ahead(self, jobs: list[Job]) -> None:
+        """The intents of a chunk's records about to be sent, in one statement committed before
+        any of their requests leaves; each record's first :meth:`intent` is then this one."""
+        intents = [
+            (Intent(**job.identity(), intended_hash=job.digest), job.version) for job in jobs
+        ]
+        self.ledger.record_intents(intents)
+        for job in jobs:
+            job.written_ahead = True
+
     def intent(self, job: Job) -> None:
         """Write-ahead: committed before the request leaves, so a crash leaves ``pending``."""
+        if job.written_ahead:
+            job.written_ahead = False
+            return
         self.ledger.record_intent(
             **job.identity(), intended_hash=job.digest, source_updated_at=job.version
         )

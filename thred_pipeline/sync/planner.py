@@ -165,6 +165,17 @@ class Plan:
 # --- planning --------------------------------------------------------------------------------
 
 
+def writes_ahead(plan: Plan) -> bool:
+    """The plan's first request needs an intent (a create or an update; a refused record
+    re-sent), so the record's intent is written with its chunk's, before any request."""
+    return plan.resend_intent or any(isinstance(step, Create | Update) for step in plan.steps)
+
+
+def sends(plan: Plan) -> bool:
+    """The plan may make a request; one that does not is carried out without waiting."""
+    return any(isinstance(step, Create | Update | Terminal | Replay) for step in plan.steps)
+
+
 def plan_record(facts: Facts, rule: Rule) -> Plan:
     """The plan for a mapped record (see the module docstring for the rules)."""
     prior = facts.prior

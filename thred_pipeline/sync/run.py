@@ -90,6 +90,9 @@ class Job:
     wants_terminal: bool = False
     resend: bool = False  # refused earlier; re-sent because an upstream record changed
     blockers: tuple[str, ...] = ()  # dependants a terminal action waits for
+    planned_paused: bool = False  # the business was paused when the record was planned
+    written_ahead: bool = False  # its chunk's intents hold this record's first intent
+    why_duplicate: str = ""  # the warehouse returned its id twice: not sent, quarantined
 
     @property
     def client(self) -> ThredClient:
