@@ -21,6 +21,7 @@ from dagster._core.instance.ref import InstanceRef
 from benchmarks.procs import BIN, REPO, run_measured
 
 NIGHTLY_JOB = "nightly_thred_sync"
+FAILURES = frozenset({"STEP_FAILURE", "RUN_FAILURE", "PIPELINE_FAILURE"})
 CODE = ["-m", "thred_pipeline.definitions"]
 INSTANCE_YAML = "telemetry:\n  enabled: false\n"  # the default: a queued run coordinator
 
@@ -30,6 +31,7 @@ class LaunchedRun:
     status: str
     launch_to_end_s: float
     start_to_end_s: float
+    failure: str = ""  # the first failure message of a run that did not succeed
 
 
 def launch_partition(
@@ -71,6 +73,16 @@ def _wait(instance: DagsterInstance, timeout_s: float = 1800) -> LaunchedRun:
                 run.status.value,
                 end - (stats.launch_time or stats.start_time or end),
                 end - (stats.start_time or end),
+                "" if run.status.value == "SUCCESS" else _failure(instance, run.run_id),
             )
         time.sleep(0.5)
     raise TimeoutError("the launched run did not finish")
+
+
+def _failure(instance: DagsterInstance, run_id: str) -> str:
+    """The first failure the run's event log records (step or run), on one line."""
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is not None and event.event_type_value in FAILURES:
+            return " ".join(entry.message.split())[:300]
+    return "no failure event recorded"
