@@ -40,8 +40,6 @@ EMPTY_WINDOW = ("2020-01-01", "2020-01-02")  # before the seed's first day
 BUILT_IN = "built-in / frozen"
 IMPORTS = "imports (start-up)"
 PARTITION_LINE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s")
-# BENCH_QUICK: steps in the run process (the job's multiprocess executor costs minutes here)
-IN_PROCESS = "execution:\n  config:\n    in_process: {}\n"
 
 
 @dataclass(frozen=True)
@@ -549,15 +547,11 @@ def b6_dagster(sizes: Sizes, tmp: Path, out: Results) -> None:
     first = _demo(home, env)
     rerun = _demo(home, env) if sizes.demo else first
     day = f"2026-09-{1 + days // 2:02d}"
-    in_process = None
-    if sizes.quick:
-        in_process = tmp / "in_process.yaml"
-        in_process.write_text(IN_PROCESS)
     with SandboxProcess(data_dir=home / "sandbox") as sandbox:
         run_env = pipeline_env(
             f"sqlite:///{home}/warehouse.db", f"sqlite:///{home}/ledger.db", sandbox.url
         )
-        launched = launch_partition(tmp / "dagster_home", run_env, day, in_process)
+        launched = launch_partition(tmp / "dagster_home", run_env, day)
         cli_sync = run_measured(
             [str(BIN / "thred-pipeline"), "sync", "--start", day], run_env
         ).check((0, 3))
@@ -571,8 +565,7 @@ def b6_dagster(sizes: Sizes, tmp: Path, out: Results) -> None:
     out.rows += [
         Row(
             "B6",
-            f"one no-change nightly partition ({day}) launched as the schedule launches it, "
-            + ("steps IN PROCESS (quick)" if sizes.quick else "the job's executor"),
+            f"one no-change nightly partition ({day}) launched as the schedule launches it",
             seconds,
             cli,
             "s",
