@@ -560,6 +560,7 @@ def b6_dagster(sizes: Sizes, tmp: Path, out: Results) -> None:
         ).check((0, 3))
     cli = cli_sync.wall_s + cli_reconcile.wall_s
     partitions = _partitions(first.stdout)
+    demo_s = rerun.wall_s if rerun.returncode == 0 else math.nan  # a failed demo is no figure
     # A failed run's time is no figure: the row says failed and the details say why.
     seconds = launched.launch_to_end_s if launched.status == "SUCCESS" else math.nan
     out.rows += [
@@ -578,12 +579,12 @@ def b6_dagster(sizes: Sizes, tmp: Path, out: Results) -> None:
             f"the demo's {partitions}-partition no-change rerun"
             if sizes.demo
             else f"the demo's {partitions}-partition FIRST run (a one-week demo; no rerun)",
-            rerun.wall_s,
+            demo_s,
             60.0,
             "s",
             "< 60 s (30 partitions)",
-            rerun.wall_s < 60 and rerun.returncode == 0 and partitions >= 30,
-            ratio_text=f"{rerun.wall_s / 60:.2f}x the limit",
+            demo_s < 60 and partitions >= 30,
+            ratio_text="" if math.isnan(demo_s) else f"{demo_s / 60:.2f}x the limit",
         ),
     ]
     out.details.append(
@@ -594,7 +595,7 @@ def b6_dagster(sizes: Sizes, tmp: Path, out: Results) -> None:
         f"({launched.start_to_end_s:.1f} s from the worker's start). The CLI: "
         f"`sync --start {day}` {cli_sync.wall_s:.1f} s + `reconcile --start {day}` "
         f"{cli_reconcile.wall_s:.1f} s. The demo: first run {first.wall_s:.1f} s (exit "
-        f"{first.returncode}), "
+        f"{first.returncode}{_last_line(first.stderr) if first.returncode else ''}), "
         + (
             f"the no-change rerun {rerun.wall_s:.1f} s (exit {rerun.returncode})"
             if sizes.demo
@@ -602,6 +603,11 @@ def b6_dagster(sizes: Sizes, tmp: Path, out: Results) -> None:
         )
         + f", {partitions} partitions."
     )
+
+
+def _last_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return f": {lines[-1][:300]}" if lines else ""
 
 
 def _partitions(demo_output: str) -> int:
