@@ -6,6 +6,7 @@ import dagster as dg
 
 from thred_pipeline.assets import BOOKS_ASSETS, FRESHNESS_CHECKS, PUSH_ASSETS, WAREHOUSE_ASSETS
 from thred_pipeline.jobs import (
+    RUN_EXECUTOR,
     nightly_sync_job,
     reconcile_books_job,
     retry_quarantine,
@@ -22,4 +23,5 @@ defs = dg.Definitions(
     schedules=[nightly_sync_schedule],
     sensors=ALL_SENSORS,
     resources=default_resources(),
+    executor=RUN_EXECUTOR,  # also for materializations and backfills launched from the UI
 )

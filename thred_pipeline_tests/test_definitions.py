@@ -44,6 +44,16 @@ def test_definitions_load():
     assert defs.resolve_job_def(NIGHTLY_JOB_NAME)
 
 
+def test_every_job_runs_its_steps_in_the_run_process():
+    """No process per step (issue 8, B6), for the UI's own asset job and backfills too."""
+    jobs = defs.resolve_all_job_defs()
+    assert {job.name for job in jobs} >= {NIGHTLY_JOB_NAME, BOOKS_JOB_NAME, ONBOARD_JOB_NAME}
+    for job in jobs:
+        assert job.executor_def is dg.in_process_executor, job.name
+        config = job.executor_def.config_schema.as_field().default_value
+        assert config["retries"] == {"enabled": {}}, job.name  # RetryPolicy still applies
+
+
 def test_every_entity_has_a_push_asset_with_registry_dependencies():
     graph = defs.resolve_asset_graph()
     for spec in entities.ENTITIES:
