@@ -54,12 +54,6 @@ if TYPE_CHECKING:
 # Dagster's console logger stays quiet: a failed run is summed up in one line per partition
 # (its full log is in the instance, shown by the UI), and an interrupted run prints no trace.
 QUIET_RUN_CONFIG: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-# The backfill's runs execute in this process, their steps one after the other (the default
-# executor would start a process per step).
-BACKFILL_RUN_CONFIG: dict[str, Any] = {
-    **QUIET_RUN_CONFIG,
-    "execution": {"config": {"in_process": {}}},
-}
 LOCATION_NAME = "thred_pipeline"  # as in workspace.yaml: the UI finds the backfill under it
 DEFINITIONS_MODULE = "thred_pipeline.definitions"
 COUNTED = ("created", "updated", "terminal", "unchanged", "deferred", "rejected", "drift")
@@ -393,7 +387,7 @@ def run_backfill(
             backfill_timestamp=get_current_timestamp(),
             title="thred-dev demo",
             description="Every day of the demo warehouse, launched by `thred-dev demo`.",
-            run_config=BACKFILL_RUN_CONFIG,
+            run_config=QUIET_RUN_CONFIG,  # the jobs run in process (jobs.py)
         )
         instance.add_backfill(backfill)
         print(
