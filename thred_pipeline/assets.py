@@ -253,7 +253,9 @@ def _samples_md(samples: list[dict[str, Any]]) -> str:
 
 
 def build_push_asset(spec: EntitySpec) -> dg.AssetsDefinition:
-    deps = [warehouse_key(spec), *(dg.AssetKey(["thred", d]) for d in spec.depends_on)]
+    # retry_after orders too (refunds after invoice payments), as in entities.sync_order().
+    upstream = dict.fromkeys((*spec.depends_on, *spec.retry_after))
+    deps = [warehouse_key(spec), *(dg.AssetKey(["thred", d]) for d in upstream)]
 
     @dg.asset(
         key=asset_key(spec),
@@ -337,7 +339,6 @@ PUSH_ASSETS = [build_push_asset(spec) for spec in sync_order()]
 BOOKS_ASSETS = [books]
 WAREHOUSE_ASSETS = warehouse_specs()
 
-FRESHNESS_CHECK = "freshness_check"  # the name Dagster's factory gives each check
 # Partition-aware freshness: from FRESH_BY (UTC) on, yesterday's partition of every push asset
 # must be materialized, else the check fails as a WARN (and check_alert posts it). Dagster
 # marks this factory "superseded" by FreshnessPolicy, which cannot tell which day arrived.

@@ -37,14 +37,6 @@ COLUMNS: dict[str, tuple[Status, ...]] = {
     "quarantined": (Status.REJECTED,),
     "drifted": (Status.DRIFT,),
 }
-COLUMN_HELP = {
-    "synced": "Thred confirmed the record's current version",
-    "pending": "sent, outcome not known yet (pending/unknown); re-sent first on the next run",
-    "deferred": "waits for a parent record or for a business Thred refused",
-    "quarantined": "refused (rejected); waits for its row to change or `quarantine retry`",
-    "drifted": "changed after Thred confirmed it, and Thred cannot apply the change",
-    "waiting_terminals": "synced, but its void/archive waits for dependants (terminal_waiting)",
-}
 # What `quarantine list` shows by default: every record that is not in Thred as it should be.
 ATTENTION_STATUSES = (Status.REJECTED, Status.DRIFT, Status.DEFERRED, Status.UNKNOWN)
 LIST_FIELDS = (

@@ -60,8 +60,18 @@ def test_every_entity_has_a_push_asset_with_registry_dependencies():
         key = asset_key(spec)
         node = graph.get(key)
         parents = {k for k in node.parent_keys if k.path[0] == "thred"}
-        assert parents == {asset_key(entities.get(d)) for d in spec.depends_on}, spec.name
+        upstream = {*spec.depends_on, *spec.retry_after}  # the order sync_order() follows
+        assert parents == {asset_key(entities.get(d)) for d in upstream}, spec.name
         assert node.pools == {"thred_api"}
+    refunds = graph.get(asset_key(entities.get("refunds")))
+    assert asset_key(entities.get("invoice_payments")) in refunds.parent_keys
+
+
+def test_the_nightly_job_pushes_every_registry_entity_once():
+    job = defs.resolve_job_def(NIGHTLY_JOB_NAME)
+    selected = job.asset_layer.selected_asset_keys
+    pushed = sorted(key.path[1] for key in selected if key.path[0] == "thred")
+    assert pushed == sorted(spec.name for spec in entities.ENTITIES)
 
 
 def test_documented_sync_order():

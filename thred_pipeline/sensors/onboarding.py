@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from thred_pipeline.entities import business_root
 from thred_pipeline.jobs import BUSINESS_TAG, sync_businesses_now
 from thred_pipeline.resources import LedgerResource, WarehouseResource
 from thred_pipeline.schedules import SENSOR_STATUS
@@ -160,7 +161,7 @@ def sync_new_businesses(
     source = warehouse.warehouse()
     active = source.active_business_ids()
     inactive = source.inactive_business_ids()
-    known = ledger.ledger().thred_ids("businesses", active)
+    known = ledger.ledger().thred_ids(business_root().name, active)
     previous = OnboardCursor.from_json(context.cursor)
     backfills = backfills_in_progress(context.instance)
     if not known or backfills:
