@@ -170,3 +170,27 @@ def test_the_thred_resources_rate_fields_reach_the_settings() -> None:
         run_config=run_config, resources={"thred": configured}
     )
     assert result.output_for_node("settings_of") == (12.5, 4)
+
+
+def _cli(tmp_path: Path, env_value: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "THRED_HOME": str(tmp_path)}
+    env["THRED_RECONCILE_ERROR_ABOVE_CENTS"] = env_value
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("thred-pipeline")), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_bad_error_above_cents_fails_only_reconcile(tmp_path: Path) -> None:
+    """The parser does not read the setting, so other commands (and --help) still work."""
+    assert _cli(tmp_path, "lots", "warehouse-ddl").returncode == 0
+    assert _cli(tmp_path, "lots", "--help").returncode == 0
+    done = _cli(tmp_path, "lots", "reconcile")
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert "THRED_RECONCILE_ERROR_ABOVE_CENTS='lots' is not a whole number" in lines[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from thred_pipeline import config
-from thred_pipeline.cli.failures import EXIT_ATTENTION, EXIT_OK, PROG, say
+from thred_pipeline.cli.failures import EXIT_ATTENTION, EXIT_CONFIG, EXIT_OK, PROG, say
 from thred_pipeline.cli.progress import counting_warehouse, sync_progress
 
 if TYPE_CHECKING:
@@ -121,14 +122,27 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _env_cents() -> int | None:
+    """THRED_RECONCILE_ERROR_ABOVE_CENTS, read only when reconcile runs."""
+    value = os.environ.get("THRED_RECONCILE_ERROR_ABOVE_CENTS", "").strip()
+    if not value or value == "-1":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        say(f"THRED_RECONCILE_ERROR_ABOVE_CENTS={value!r} is not a whole number of minor units")
+        raise SystemExit(EXIT_CONFIG) from None
+
+
 def cmd_reconcile(args: argparse.Namespace) -> int:
     """The books (default) or, with ``--start``, the window checks: exit 0 / 3 / 1."""
     from thred_pipeline.core.records import TimeWindow
     from thred_pipeline.reconcile import BooksReconciler, SeverityPolicy, WindowReconciler
     from thred_pipeline.reconcile.report import EXIT_EQUAL, EXIT_EXPLAINED_ONLY, EXIT_UNEXPLAINED
 
+    error_above = args.error_above_cents if args.error_above_cents is not None else _env_cents()
     parts = open_parts(args)
-    policy = SeverityPolicy(args.error_above_cents)
+    policy = SeverityPolicy(error_above)
     if args.start is None:
         report = BooksReconciler(parts.warehouse, parts.ledger, parts.thred, policy=policy).run(
             businesses=args.business or None, as_of=args.as_of

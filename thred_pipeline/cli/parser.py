@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import os
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from thred_pipeline.cli import commands
-from thred_pipeline.cli.failures import EXIT_CONFIG, PROG, say
+from thred_pipeline.cli.failures import EXIT_CONFIG, PROG
 
 LIST_STATUSES = ("rejected", "deferred", "drift", "unknown", "pending")
 
@@ -83,17 +82,6 @@ def _entity_names() -> list[str]:
     from thred_pipeline import entities
 
     return [spec.name for spec in entities.sync_order()]
-
-
-def _env_cents() -> int | None:
-    value = os.environ.get("THRED_RECONCILE_ERROR_ABOVE_CENTS", "").strip()
-    if not value or value == "-1":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        say(f"THRED_RECONCILE_ERROR_ABOVE_CENTS={value!r} is not a whole number of minor units")
-        raise SystemExit(EXIT_CONFIG) from None
 
 
 # -- the parser -------------------------------------------------------------------------------
@@ -196,7 +184,7 @@ def _add_reconcile(cmds: _Commands) -> None:
     p.add_argument(
         "--error-above-cents",
         type=int,
-        default=_env_cents(),
+        default=None,  # read by cmd_reconcile, so a bad env value fails only reconcile
         help="explained differences above this much money at stake in one business "
         "are errors (default: THRED_RECONCILE_ERROR_ABOVE_CENTS, else never)",
     )
