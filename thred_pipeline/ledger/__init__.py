@@ -16,19 +16,17 @@ from __future__ import annotations
 from thred_pipeline.ledger.codes import LOCAL_CODES, LedgerCode
 from thred_pipeline.ledger.connect import create_ledger_engine, ledger_url
 from thred_pipeline.ledger.keys import ledger_key
-from thred_pipeline.ledger.rows import LedgerRow
+from thred_pipeline.ledger.rows import RETRY_FIRST, LedgerRow
 from thred_pipeline.ledger.schema import (
     ERROR_CODE_LENGTH,
     ERROR_MESSAGE_LENGTH,
     ID_COLUMNS,
     LEDGER_ID_LENGTH,
-    RETRY_EVERY_RUN,
-    RETRY_FIRST,
     WIDEN_SQL,
     ledger_table,
     metadata,
 )
-from thred_pipeline.ledger.store import RETRY_REQUESTED, Intent, SyncLedger
+from thred_pipeline.ledger.store import Intent, SyncLedger
 
 __all__ = [
     "ERROR_CODE_LENGTH",
@@ -36,9 +34,7 @@ __all__ = [
     "ID_COLUMNS",
     "LEDGER_ID_LENGTH",
     "LOCAL_CODES",
-    "RETRY_EVERY_RUN",
     "RETRY_FIRST",
-    "RETRY_REQUESTED",
     "WIDEN_SQL",
     "Intent",
     "LedgerCode",

@@ -11,6 +11,8 @@ from typing import Any
 from thred_pipeline.core.records import Status
 from thred_pipeline.ledger.keys import aware, now
 
+RETRY_FIRST = (Status.PENDING, Status.UNKNOWN)  # uncertain outcomes: resolve before new work
+
 
 @dataclass(frozen=True)
 class LedgerRow:

@@ -19,8 +19,6 @@ from sqlalchemy import (
     Text,
 )
 
-from thred_pipeline.core.records import Status
-
 metadata = MetaData()
 
 # Longest id stored as it is. Thred's external_id is at most 255 characters, prefix included, so
@@ -65,6 +63,3 @@ ledger_table = Table(
 )
 Index("ix_ledger_entity_status", ledger_table.c.entity, ledger_table.c.status)
 Index("ix_ledger_entity_business", ledger_table.c.entity, ledger_table.c.business_id)
-
-RETRY_FIRST = (Status.PENDING, Status.UNKNOWN)  # uncertain outcomes: resolve before new work
-RETRY_EVERY_RUN = (Status.PENDING, Status.UNKNOWN, Status.DEFERRED)

@@ -17,25 +17,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from thred_pipeline.ledger.schema import ledger_table
 
-# Every upsert binds all of these, so rows of one shape can share an executemany.
-INSERT_COLUMNS = (
-    "entity",
-    "source_id",
-    "business_id",
-    "external_id",
-    "thred_id",
-    "status",
-    "intended_hash",
-    "source_updated_at",
-    "terminal_done",
-    "attempts",
-    "error_code",
-    "error_message",
-    "error_details",
-    "first_seen_at",
-    "status_since",
-    "updated_at",
-)
 ERROR_COLUMNS = ("error_code", "error_message", "error_details")
 SUPPORTED = ("postgresql", "sqlite")
 

@@ -39,9 +39,6 @@ from thred_pipeline.ledger.schema import (
 
 log = logging.getLogger("thred_pipeline.ledger")
 
-RETRY_REQUESTED = LedgerCode.RETRY_REQUESTED.value  # error_code of rejected rows released
-
-
 FLUSH_EVERY = 200  # outcomes held back at most, inside SyncLedger.batched()
 
 
@@ -240,7 +237,7 @@ class SyncLedger(LedgerReader):
             result = conn.execute(
                 query.values(
                     status=Status.UNKNOWN.value,
-                    error_code=RETRY_REQUESTED,
+                    error_code=LedgerCode.RETRY_REQUESTED,
                     intended_hash=None,
                     status_since=at,
                     updated_at=at,

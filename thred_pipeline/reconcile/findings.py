@@ -38,7 +38,6 @@ class Cause(StrEnum):
     INACTIVE = "business inactive"  # the warehouse marks the business inactive: not synced
 
 
-EXPLAINED = frozenset(Cause) - {Cause.UNEXPLAINED}
 # A check's metadata: numbers Dagster can plot, and a few words (how Thred was read).
 Metric = int | float | str
 

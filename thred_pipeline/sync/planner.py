@@ -27,12 +27,15 @@ from datetime import datetime
 
 from thred_pipeline.core.records import Status
 from thred_pipeline.entities import ChangePolicy
-from thred_pipeline.ledger import RETRY_FIRST, LedgerRow
+from thred_pipeline.ledger.rows import RETRY_FIRST, LedgerRow
 from thred_pipeline.sync.outcomes import Outcome
 
 # Stand-ins for confirmed_hash that match no payload, so the next pass re-applies the change.
 REPLAYED = "replayed"  # full refresh: re-apply the warehouse's version over Thred's
 IN_DOUBT = "in-doubt"  # an update may or may not have landed
+
+# Past tense of each terminal call the entities declare, for ledger messages.
+PAST_TENSE = {"void": "voided", "archive": "archived"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,11 @@ class Rule:
     label: str
     change_policy: ChangePolicy
     terminal: str | None = None  # "void", "archive"
+
+    @property
+    def terminal_past(self) -> str:
+        """The terminal call in the past tense, as ledger messages name it ("voided")."""
+        return PAST_TENSE.get(self.terminal or "", self.terminal or "")
 
 
 @dataclass(frozen=True)
@@ -213,7 +221,7 @@ def plan_change(
     terminal_pending = facts.wants_terminal and not prior.terminal_done
     if not changed and not terminal_pending:
         if not facts.wants_terminal and prior.terminal_done:
-            reason = f"{rule.label} was {rule.terminal or ''}ed in Thred and cannot be reopened"
+            reason = f"{rule.label} was {rule.terminal_past} in Thred and cannot be reopened"
             return Plan((Drift(prior.thred_id, reason),))
         touch = prior.status is not Status.SYNCED or prior.confirmed_updated_at != facts.version
         return Plan((Keep(touch),), released=released)
@@ -221,7 +229,7 @@ def plan_change(
     if changed:
         if prior.terminal_done or rule.change_policy is ChangePolicy.DRIFT:
             reason = (
-                f"{rule.label} is {rule.terminal}ed in Thred; it cannot change"
+                f"{rule.label} is {rule.terminal_past} in Thred; it cannot change"
                 if prior.terminal_done and rule.terminal
                 else f"Thred has no update for a created {rule.label}"
             )

@@ -182,10 +182,6 @@ class RequestNotSendable(ThredError):
     _defaults: ClassVar[ErrorContext] = {"error_code": "unsendable_request"}
 
 
-CONFIG_SETTINGS = ("THRED_BASE_URL", "THRED_PARTNER_ID", "THRED_API_KEY")
-"""The environment variables a ``ThredConfigError`` can name."""
-
-
 class ThredConfigError(Exception):
     """The run cannot talk to Thred at all: fix a setting, retrying will not help.
 

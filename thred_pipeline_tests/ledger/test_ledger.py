@@ -16,7 +16,6 @@ from thred_pipeline.ledger import (
     ID_COLUMNS,
     LEDGER_ID_LENGTH,
     RETRY_FIRST,
-    RETRY_REQUESTED,
     WIDEN_SQL,
     LedgerCode,
     SyncLedger,
@@ -206,7 +205,7 @@ def test_release_for_retry(ledger: SyncLedger) -> None:
     assert ledger.release_for_retry("invoices", ["inv-1", "inv-9"]) == 1
     released = ledger.get("invoices", "inv-1")
     assert released is not None
-    assert released.status is Status.UNKNOWN and released.error_code == RETRY_REQUESTED
+    assert released.status is Status.UNKNOWN and released.error_code == LedgerCode.RETRY_REQUESTED
     assert released.intended_hash is None
     assert released.error_message == before.error_message  # the reason stays readable
     assert ledger.source_ids_with_status("invoices", RETRY_FIRST) == ["inv-1"]

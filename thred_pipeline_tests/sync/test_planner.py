@@ -46,6 +46,7 @@ V2 = V1 + timedelta(hours=1)
 INVOICE = Rule("invoice", ChangePolicy.PUT, terminal="void")
 PAYMENT = Rule("invoice payment", ChangePolicy.DRIFT)
 PAYOUT = Rule("payout", ChangePolicy.UPSERT)
+CUSTOMER = Rule("customer", ChangePolicy.PATCH, terminal="archive")
 
 
 def row(status: Status = Status.SYNCED, **kw: Any) -> LedgerRow:
@@ -145,6 +146,18 @@ RECORD_CASES: list[tuple[str, Facts, Rule, Plan]] = [
         facts(row(terminal_done=True)),
         INVOICE,
         Plan((Drift("t-1", "invoice was voided in Thred and cannot be reopened"),)),
+    ),
+    (
+        "archived in Thred, changed since: drift named in the past tense",
+        facts(row(terminal_done=True), digest="h2", wants_terminal=True),
+        CUSTOMER,
+        Plan((Drift("t-1", "customer is archived in Thred; it cannot change"),)),
+    ),
+    (
+        "archived in Thred, unarchived in the warehouse: drift",
+        facts(row(terminal_done=True)),
+        CUSTOMER,
+        Plan((Drift("t-1", "customer was archived in Thred and cannot be reopened"),)),
     ),
     (
         "voided in the warehouse: void",
