@@ -1,4 +1,7 @@
-"""The entity registry: every object thred-pipeline syncs, in Thred's order.
+"""The entity registry: every object thred-pipeline syncs.
+
+``ENTITIES`` lists them in area order (businesses, ar, ar_payouts, ap), each area's objects as
+its module declares them; ``sync_order()`` gives Thred's order (parents first).
 
 Each object is declared once, in its module (``businesses``, ``ar``, ``ar_payouts``, ``ap``):
 warehouse table, mapper, parents, Thred paths, change handling and reconciliation side by

@@ -1,9 +1,10 @@
 """How one Thred object is declared: what to read, how to map it, whom it needs, how to check it.
 
-Each entity module (``businesses``, ``ar``, ``ap``) declares its objects with these types, side
-by side with their mappers and reconciliation rules; the registry (``entities/__init__.py``)
-orders them. Everything here is plain data: assets, checks, extraction, the engine and
-reconciliation are all generated from it. Nothing here imports Dagster, sync/ or reconcile/.
+Each entity module (``businesses``, ``ar``, ``ar_payouts``, ``ap``) declares its objects with
+these types, side by side with their mappers and reconciliation rules; the registry
+(``entities/__init__.py``) orders them. Everything here is plain data: assets, checks,
+extraction, the engine and reconciliation are all generated from it. Nothing here imports
+Dagster, sync/ or reconcile/.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ __all__ = ["build_extra_taxes", "build_lines", "compute_line", "explicit_tax_pro
 def explicit_tax_problem(amount: int, net: int, rate: Decimal) -> str | None:
     """Why an explicit line tax is refused, or None.
 
-    The tolerance rule is the client's own (``thred_pipeline.sync.money``): within
+    The tolerance rule is the client's own (``thred_pipeline.core.money``): within
     ``TAX_TOLERANCE_CENTS`` of the rounded ``net x rate``, so both sides accept the same rows.
     """
     if tax_within_tolerance(amount, net, rate):

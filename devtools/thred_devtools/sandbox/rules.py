@@ -148,7 +148,7 @@ DEFAULT_TAX_CODES: Final = (
     TaxCodeSpec("ZERO_RATED", "Zero rated", Decimal("0")),
     TaxCodeSpec("EXEMPT", "Exempt", Decimal("0")),
 )
-# [gap] "rounding tolerance": the value and the rule live in thred_pipeline.sync.money
+# [gap] "rounding tolerance": the value and the rule live in thred_pipeline.core.money
 # (TAX_TOLERANCE_CENTS, tax_within_tolerance), shared with the client; see lines.py.
 MAX_SALES_TAXES_PER_LINE: Final = 1  # [inferred] one tax code per line (conflicts are refused)
 
