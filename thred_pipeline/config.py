@@ -107,6 +107,9 @@ def masked_url(url: str | URL) -> str:
         return _URL_PASSWORD.sub(r"\1***@", url)
 
 
+_DATABASE_URL_FIELDS = ("warehouse_url", "ledger_url")
+
+
 class PipelineSettings(BaseModel):
     warehouse_url: str
     ledger_url: str
@@ -121,6 +124,11 @@ class PipelineSettings(BaseModel):
     allow_insecure_tls: bool = False
     rate_per_business: float | None = None  # None: unknown, the rate governor finds it
     rate_burst: int | None = None
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        """repr() and str(): a database URL may carry its password (the key is a SecretStr)."""
+        for name, value in super().__repr_args__():
+            yield name, masked_url(value) if name in _DATABASE_URL_FIELDS else value
 
     @classmethod
     def from_env(cls) -> PipelineSettings:

@@ -32,6 +32,12 @@ class _DatabaseResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
         opened: Opened = self._opened
         return opened
 
+    def __repr__(self) -> str:
+        # The URL may carry the database password.
+        return f"{type(self).__name__}(url={config.masked_url(self.url)!r})"
+
+    __str__ = __repr__
+
 
 class WarehouseResource(_DatabaseResource):
     """Read-only access to the platform warehouse (any SQLAlchemy URL)."""
@@ -76,6 +82,8 @@ class ThredResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
 
     def __repr__(self) -> str:
         return f"ThredResource(base_url={self.base_url!r}, partner_id={self.partner_id!r})"
+
+    __str__ = __repr__  # pydantic's own __str__ would print the key
 
 
 class SyncResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]

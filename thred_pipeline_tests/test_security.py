@@ -42,10 +42,11 @@ from thred_devtools.sandbox.errors import ApiError
 from thred_devtools.seed import SeedConfig
 
 from thred_pipeline import entities
+from thred_pipeline.config import PipelineSettings
 from thred_pipeline.core.records import Status, TimeWindow
 from thred_pipeline.ledger import SyncLedger
 from thred_pipeline.reconcile import BooksReconciler
-from thred_pipeline.resources import ThredResource
+from thred_pipeline.resources import LedgerResource, ThredResource, WarehouseResource
 from thred_pipeline.sync.engine import SyncEngine, SyncOptions
 from thred_pipeline.thred.client import ThredClient
 from thred_pipeline.thred.errors import ThredConfigError
@@ -672,3 +673,26 @@ def test_the_dagster_resource_never_turns_verification_off_silently(
     # Either verification stays on, or turning it off is logged loudly.
     assert relaxed.verify_tls or any("DISABLED" in r.getMessage() for r in caplog.records)
     assert ssl.create_default_context().verify_mode is ssl.CERT_REQUIRED
+
+
+def test_str_and_repr_of_settings_and_resources_mask_the_secrets() -> None:
+    """Both: an f-string or a log line uses str(), a debugger or an exception repr()."""
+    key, password = "key-0123456789abcdef", "pw-0123456789abcdef"
+    db_url = f"postgresql://sync:{password}@db.internal:5432/thred"
+    objects: list[object] = [
+        ThredResource(base_url="https://thred.example", partner_id="p", api_key=key),
+        WarehouseResource(url=db_url),
+        LedgerResource(url=db_url),
+        PipelineSettings(
+            warehouse_url=db_url,
+            ledger_url=db_url,
+            thred_base_url="https://thred.example",
+            partner_id="p",
+            api_key=SecretStr(key),
+        ),
+    ]
+    for obj in objects:
+        for shown in (str(obj), repr(obj), f"{obj}"):
+            assert key not in shown and password not in shown, shown
+    for obj in objects[1:]:
+        assert "sync:***@db.internal" in str(obj) and "sync:***@db.internal" in repr(obj)
