@@ -53,6 +53,8 @@ STARTS = (
 ELSEWHERE = {
     "make demo": "thred_pipeline_tests/devtools/test_demo.py (run_demo, what the target runs)",
     "make test": ".ci/run (the README's test command)",
+    "make bench": "thred_pipeline_tests/benchmarks/test_harness.py (a BENCH_QUICK run, "
+    "the module the target runs)",
     "pytest": ".ci/run runs the whole suite, these files included",
     ". .thred/demo/demo.env && .venv/bin/dagster dev": "thred_pipeline_tests/test_definitions.py",
     "thred-dev demo": "thred_pipeline_tests/devtools/test_demo.py",
