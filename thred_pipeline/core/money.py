@@ -110,6 +110,24 @@ def to_cents(value: Any, field_path: str, *, minimum: int = 0) -> int:
     ``100.0``); refuses text, booleans, fractions of a cent, NaN/Infinity and values below
     ``minimum`` (0 by default: cents are never negative here).
     """
+    cents: int
+    if type(value) is int:  # the common case (BigInteger columns): the checks below, skipped
+        cents = value  # are for None, booleans and text, none of which is exactly an int
+        if minimum <= cents <= MAX_CENTS:
+            return cents
+    else:
+        cents = _cents_of(value, field_path)
+    if cents < minimum:
+        if minimum == 1:
+            raise RecordInvalid(field_path, f"must be at least 1 cent, got {cents}")
+        raise RecordInvalid(field_path, f"must not be negative, got {cents}")
+    if cents > MAX_CENTS:
+        raise RecordInvalid(field_path, f"{cents} is larger than a 64-bit amount allows")
+    return cents
+
+
+def _cents_of(value: Any, field_path: str) -> int:
+    """``to_cents`` of anything but a plain int, before the range checks."""
     _refuse_non_numbers(value, field_path, "integer cents", missing="is required (integer cents)")
     cents: int
     if isinstance(value, numbers.Integral):
@@ -129,12 +147,6 @@ def to_cents(value: Any, field_path: str, *, minimum: int = 0) -> int:
         raise RecordInvalid(
             field_path, f"must be integer cents, got {type(value).__name__} ({value!r})"
         )
-    if cents < minimum:
-        if minimum == 1:
-            raise RecordInvalid(field_path, f"must be at least 1 cent, got {cents}")
-        raise RecordInvalid(field_path, f"must not be negative, got {cents}")
-    if cents > MAX_CENTS:
-        raise RecordInvalid(field_path, f"{cents} is larger than a 64-bit amount allows")
     return cents
 
 

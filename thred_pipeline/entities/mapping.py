@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numbers
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -83,7 +82,12 @@ LATEST_YEAR: Final = 2100
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
-_MULTILINE_OK: Final = frozenset("\n\t")
+# Characters of Unicode categories Cc (C0/C1 controls and DEL: U+0000-U+001F, U+007F-U+009F)
+# and Cs (lone surrogates, which cannot be encoded as UTF-8): both sets are fixed by Unicode's
+# stability policy, so one precompiled class finds the first of them in C instead of asking
+# ``unicodedata.category`` once per character (test_mapping_text checks every code point).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")  # \t, \n allowed
 
 
 # --- Scalar validators ----------------------------------------------------------------------
@@ -115,16 +119,14 @@ def text_field(
         raise RecordInvalid(
             path, f"is {len(value)} characters long; Thred accepts at most {max_length}"
         )
-    for position, char in enumerate(value):
-        if multiline and char in _MULTILINE_OK:
-            continue
-        # Cc: C0/C1 controls and DEL; Cs: lone surrogates, which cannot be encoded as UTF-8.
-        if unicodedata.category(char) in ("Cc", "Cs"):
-            allowed = " (only newlines and tabs are allowed here)" if multiline else ""
-            raise RecordInvalid(
-                path,
-                f"contains control character U+{ord(char):04X} at position {position}{allowed}",
-            )
+    found = (_CONTROL_MULTILINE if multiline else _CONTROL).search(value)
+    if found is not None:
+        allowed = " (only newlines and tabs are allowed here)" if multiline else ""
+        raise RecordInvalid(
+            path,
+            f"contains control character U+{ord(found.group()):04X} "
+            f"at position {found.start()}{allowed}",
+        )
     return value
 
 

@@ -42,8 +42,11 @@ class LedgerReader:
                     select(t).where(t.c.entity == entity, t.c.source_id.in_(chunk))
                 ).mappings()
                 for row in rows:
-                    full = keys[row["source_id"]]
-                    found[full] = replace(LedgerRow.from_mapping(row), source_id=full)
+                    stored = row["source_id"]
+                    full = keys[stored]
+                    found[full] = LedgerRow.from_mapping(row)
+                    if full != stored:  # only an over-long id is stored as its key
+                        found[full] = replace(found[full], source_id=full)
         return found
 
     def get(self, entity: str, source_id: str) -> LedgerRow | None:

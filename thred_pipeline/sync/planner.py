@@ -196,7 +196,8 @@ def plan_record(facts: Facts, rule: Rule) -> Plan:
         ):
             return Plan((Skip(Outcome.REJECTED, prior.error_code, prior.error_message),))
         if prior.thred_id and prior.confirmed_hash:
-            return replace(plan_change(facts, rule), resend_intent=resend_intent)
+            plan = plan_change(facts, rule)
+            return replace(plan, resend_intent=True) if resend_intent else plan
     if facts.paused:
         return Plan((Defer(),), resend_intent=resend_intent)
     return Plan((Create(keep_if_refused=_held_same(facts)),), resend_intent=resend_intent)

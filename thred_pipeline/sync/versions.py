@@ -26,13 +26,13 @@ def record_version(record: SourceRecord) -> datetime:
     return version
 
 
+# What ``json.dumps(..., sort_keys=True, separators=(",", ":"), default=str)`` builds on every
+# call, built once: the same canonical text, without a new encoder per record.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def payload_hash(mapped: Mapped, body: dict[str, Any]) -> str:
-    canonical = json.dumps(
-        {"body": body, "path": mapped.path_params},
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
-    )
+    canonical = _CANONICAL.encode({"body": body, "path": mapped.path_params})
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
