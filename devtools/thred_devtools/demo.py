@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import dagster as dg
+import yaml
 from dagster._core.execution.api import execute_run
 from dagster._core.launcher import LaunchRunContext
 from dagster._core.launcher.sync_in_memory_run_launcher import SyncInMemoryRunLauncher
@@ -40,6 +41,7 @@ from dagster._core.workspace.context import WorkspaceProcessContext, WorkspaceRe
 from dagster._utils.hosted_user_process import recon_job_from_origin
 from sqlalchemy import func, select
 
+from thred_devtools.demo_storage import demo_storage_overrides
 from thred_devtools.sandbox.config import SandboxConfig
 from thred_devtools.sandbox.server import RunningSandbox
 from thred_devtools.seed import SeedConfig, seed_warehouse
@@ -315,7 +317,9 @@ class _StoppableWorkspace(WorkspaceProcessContext):
 def demo_instance(dagster_home: Path) -> Iterator[DagsterInstance]:
     """The demo's instance, whose runs are submitted straight to :class:`DemoRunLauncher`.
 
-    The run coordinator and launcher are overridden in memory; ``dagster.yaml`` is not changed.
+    The run coordinator and launcher are overridden in memory, and so is the storage (Dagster's
+    SQLite storages with their engines kept, ``demo_storage``) unless ``dagster.yaml`` chooses
+    one; ``dagster.yaml`` is not changed.
     """
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
@@ -327,6 +331,9 @@ def demo_instance(dagster_home: Path) -> Iterator[DagsterInstance]:
         },
         "run_launcher": {"module": __name__, "class": "DemoRunLauncher"},
     }
+    instance_yaml = dagster_home / "dagster.yaml"
+    configured = yaml.safe_load(instance_yaml.read_text()) if instance_yaml.exists() else None
+    overrides = {**overrides, **demo_storage_overrides(dagster_home, configured or {})}
     ref = InstanceRef.from_dir(str(dagster_home), overrides=overrides)  # type: ignore[arg-type]
     with DagsterInstance.from_ref(ref) as instance:
         yield instance

@@ -193,3 +193,64 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path, monkeypatch: pytest.Monke
         runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
         assert runs and not [r for r in runs if r.status in NOT_FINISHED_STATUSES]
         assert len(runs) < len(backfill.partition_names)
+
+
+def _events_job() -> Any:
+    import dagster as dg
+
+    @dg.op
+    def one(context) -> int:  # type: ignore[no-untyped-def]  # (the annotation is a string)
+        context.log.info("an event the run's own database must hold")
+        return 1
+
+    @dg.job
+    def tiny() -> None:
+        one()
+
+    return tiny
+
+
+def test_demo_instance_writes_what_plain_dagster_reads(tmp_path: Path) -> None:
+    """The demo's storages keep their engines, but write Dagster's own files: an instance
+    opened as `dagster dev` opens it (plain SQLite storages) sees the demo's runs and events."""
+    from dagster import DagsterInstance, DagsterRunStatus
+    from dagster._core.instance.ref import InstanceRef
+    from dagster._core.storage.event_log import SqliteEventLogStorage
+    from thred_devtools.demo import demo_instance
+    from thred_devtools.demo_storage import (
+        KEPT_RUN_SHARDS,
+        KeptEngineEventLogStorage,
+        KeptEngineRunStorage,
+    )
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    job = _events_job()
+    with demo_instance(home) as instance:
+        assert isinstance(instance.event_log_storage, KeptEngineEventLogStorage)
+        assert isinstance(instance.run_storage, KeptEngineRunStorage)
+        results = [job.execute_in_process(instance=instance) for _ in range(KEPT_RUN_SHARDS + 2)]
+        kept = instance.event_log_storage._engines
+        assert len(kept) <= KEPT_RUN_SHARDS + 1  # the newest runs' shards and the index
+        counts = {r.run_id: len(instance.all_logs(r.run_id)) for r in results}
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as plain:
+        assert type(plain.event_log_storage) is SqliteEventLogStorage
+        for result in results:
+            run = plain.get_run_by_id(result.run_id)
+            assert run is not None and run.status == DagsterRunStatus.SUCCESS
+            logs = plain.all_logs(result.run_id)
+            assert len(logs) == counts[result.run_id] > 0
+            assert any("an event the run's own" in log.user_message for log in logs)
+
+
+def test_a_storage_chosen_in_dagster_yaml_is_left_alone(tmp_path: Path) -> None:
+    from thred_devtools.demo_storage import demo_storage_overrides
+
+    chosen = {"storage": {"postgres": {"postgres_url": "postgresql://db/dagster"}}}
+    assert demo_storage_overrides(tmp_path, chosen) == {}
+    assert set(demo_storage_overrides(tmp_path, {"telemetry": {"enabled": False}})) == {
+        "run_storage",
+        "event_log_storage",
+        "schedule_storage",
+    }
