@@ -109,7 +109,7 @@ def text_field(
 
     ``max_length`` only where the contract documents one (``DOCUMENTED_LIMITS``).
     """
-    if blank(value):
+    if value is None or (isinstance(value, str) and not value.strip()):  # blank(), inlined
         if required:
             raise RecordInvalid(path, "is required")
         return None
