@@ -12,6 +12,7 @@ from thred_pipeline.core.records import Status
 from thred_pipeline.ledger.keys import aware, now
 
 RETRY_FIRST = (Status.PENDING, Status.UNKNOWN)  # uncertain outcomes: resolve before new work
+_STATUS = {s.value: s for s in Status}  # Status(text) without the enum's call machinery
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class LedgerRow:
             business_id=row["business_id"],
             external_id=row["external_id"],
             thred_id=row["thred_id"],
-            status=Status(row["status"]),
+            status=_STATUS.get(row["status"]) or Status(row["status"]),
             intended_hash=row["intended_hash"],
             confirmed_hash=row["confirmed_hash"],
             terminal_done=bool(row["terminal_done"]),
