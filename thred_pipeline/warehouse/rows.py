@@ -7,11 +7,11 @@ record carrying it is quarantined with the reason instead of stopping the extrac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
-from typing import Any
+from functools import lru_cache, partial
+from typing import Any, NamedTuple
 
 from sqlalchemy import Date, DateTime, Engine, Numeric, Table, Text, cast, type_coerce
 from sqlalchemy.engine import RowMapping
@@ -120,10 +120,78 @@ def _lenient_types(table: Table) -> dict[str, Any]:
     return {c.name: c.type for c in table.c if isinstance(c.type, _LENIENT_TYPES)}
 
 
+Converter = Callable[[Any], tuple[Any, str | None]]
+
+
+def _converter(column_type: Any) -> Converter:
+    """``_convert`` for one column type, with the values drivers hand back most (text dates,
+    int and Decimal numbers) taken first; anything else goes through ``_convert`` itself."""
+    general = partial(_convert, column_type)
+    if isinstance(column_type, DateTime):
+
+        def moment(value: Any) -> tuple[Any, str | None]:
+            if type(value) is str:
+                try:
+                    return _aware(datetime.fromisoformat(value.strip()))
+                except ValueError:
+                    pass  # _convert says why
+            return general(value)
+
+        return moment
+    if isinstance(column_type, Numeric):
+
+        def number(value: Any) -> tuple[Any, str | None]:
+            kind = type(value)
+            if kind is Decimal or value is None:
+                return value, None
+            if kind is int:
+                return Decimal(value), None
+            return general(value)
+
+        return number
+    return general
+
+
+@lru_cache(maxsize=256)
+def _row_plan(table: Table) -> RowPlan:
+    """The table's column names in order, a converter per lenient column, the other columns
+    (built once per table)."""
+    lenient = _lenient_types(table)
+    return RowPlan(
+        names=tuple(c.name for c in table.c),
+        converters=tuple((name, _converter(t)) for name, t in lenient.items()),
+        others=tuple(c.name for c in table.c if c.name not in lenient),
+    )
+
+
+class RowPlan(NamedTuple):
+    names: tuple[str, ...]
+    converters: tuple[tuple[str, Converter], ...]
+    others: tuple[str, ...]
+
+
 def read_row(row: RowMapping, table: Table) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """``plain_row`` plus what could not be read: (column, reason), ``updated_at`` first."""
-    lenient = _lenient_types(table)
     out: dict[str, Any] = dict(row)
+    plan = _row_plan(table)
+    if tuple(out) != plan.names:  # not the table's columns in its order: the general path
+        return _read_any_row(out, table)
+    problems: list[tuple[str, str]] = []
+    for name, convert in plan.converters:
+        converted, why = convert(out[name])
+        if why is not None:
+            problems.append((name, why))
+        out[name] = converted
+    for name in plan.others:  # a datetime elsewhere (these drivers return none there)
+        if isinstance(out[name], datetime):
+            out[name] = _aware(out[name])[0]
+    return out, _stamp_first(out, table, problems)
+
+
+def _read_any_row(
+    out: dict[str, Any], table: Table
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    lenient = _lenient_types(table)
     problems: list[tuple[str, str]] = []
     for name, value in out.items():
         column_type = lenient.get(name)
@@ -134,14 +202,24 @@ def read_row(row: RowMapping, table: Table) -> tuple[dict[str, Any], list[tuple[
             out[name] = converted
         elif isinstance(value, datetime):
             out[name] = _aware(value)[0]
-    if "updated_at" in lenient and "updated_at" in out:
-        stamp = [p for p in problems if p[0] == "updated_at"]
-        problems = [p for p in problems if p[0] != "updated_at"]
-        if out["updated_at"] is None:
-            problems.insert(0, ("updated_at", "NULL: cannot tell when it changed"))
-        elif stamp:
-            problems.insert(0, ("updated_at", f"{stamp[0][1]}; cannot tell when it changed"))
-    return out, problems
+    return out, _stamp_first(out, table, problems)
+
+
+def _stamp_first(
+    out: dict[str, Any], table: Table, problems: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """``updated_at``'s problem first, NULL included: it decides which windows read the row."""
+    if "updated_at" not in out or "updated_at" not in _lenient_types(table):
+        return problems
+    if not problems and out["updated_at"] is not None:
+        return problems
+    stamp = [p for p in problems if p[0] == "updated_at"]
+    problems = [p for p in problems if p[0] != "updated_at"]
+    if out["updated_at"] is None:
+        problems.insert(0, ("updated_at", "NULL: cannot tell when it changed"))
+    elif stamp:
+        problems.insert(0, ("updated_at", f"{stamp[0][1]}; cannot tell when it changed"))
+    return problems
 
 
 def plain_row(row: RowMapping, table: Table) -> dict[str, Any]:
