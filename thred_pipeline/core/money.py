@@ -152,6 +152,30 @@ def _cents_of(value: Any, field_path: str) -> int:
 
 def to_quantity(value: Any, field_path: str) -> Decimal:
     """A line quantity as a Decimal: a finite number > 0 with at most 4 decimal places."""
+    # A Decimal is what the warehouse hands back: never None, a boolean or text.
+    quantity = value if type(value) is Decimal else _quantity_of(value, field_path)
+    if not quantity.is_finite():
+        raise RecordInvalid(field_path, f"must be a finite number, got {value}")
+    if quantity <= 0:
+        raise RecordInvalid(field_path, f"must be greater than 0, got {quantity}")
+    if quantity >= MAX_QUANTITY:
+        raise RecordInvalid(field_path, f"{quantity} is too large (limit {MAX_QUANTITY})")
+    exponent = quantity.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > QUANTITY_DECIMALS:
+        # Trailing zeros may hide fewer places (1.50000). Otherwise normalizing could only
+        # raise the exponent (below 10**14 with 4 places is 18 digits: nothing is rounded).
+        exponent = quantity.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)  # finite, so never 'n'/'N'/'F'
+    if -exponent > QUANTITY_DECIMALS:
+        raise RecordInvalid(
+            field_path,
+            f"has more than {QUANTITY_DECIMALS} decimal places ({quantity})",
+        )
+    return quantity
+
+
+def _quantity_of(value: Any, field_path: str) -> Decimal:
+    """``to_quantity`` of anything but a plain Decimal, before the range checks."""
     _refuse_non_numbers(value, field_path, "a number", missing="is required")
     quantity: Decimal
     if isinstance(value, Decimal):
@@ -162,17 +186,4 @@ def to_quantity(value: Any, field_path: str) -> Decimal:
         quantity = Decimal(repr(value))  # the shortest decimal that round-trips: 1.5, not 1.49…
     else:
         raise RecordInvalid(field_path, f"must be a number, got {type(value).__name__} ({value!r})")
-    if not quantity.is_finite():
-        raise RecordInvalid(field_path, f"must be a finite number, got {value}")
-    if quantity <= 0:
-        raise RecordInvalid(field_path, f"must be greater than 0, got {quantity}")
-    if quantity >= MAX_QUANTITY:
-        raise RecordInvalid(field_path, f"{quantity} is too large (limit {MAX_QUANTITY})")
-    exponent = quantity.normalize().as_tuple().exponent
-    assert isinstance(exponent, int)  # finite, so never 'n'/'N'/'F'
-    if -exponent > QUANTITY_DECIMALS:
-        raise RecordInvalid(
-            field_path,
-            f"has more than {QUANTITY_DECIMALS} decimal places ({quantity})",
-        )
     return quantity

@@ -71,3 +71,64 @@ _VALUES = st.one_of(
 @given(value=_VALUES, minimum=st.sampled_from([0, 1, -5, 10]))
 def test_to_cents_outcomes_are_those_of_the_full_checks(value: Any, minimum: int) -> None:
     assert outcome(to_cents, value, minimum) == outcome(reference_to_cents, value, minimum)
+
+
+def reference_to_quantity(value: Any, field_path: str) -> Decimal:
+    """``to_quantity`` before the plain-Decimal fast path (the specification)."""
+    money._refuse_non_numbers(value, field_path, "a number", missing="is required")
+    quantity: Decimal
+    if isinstance(value, Decimal):
+        quantity = value
+    elif isinstance(value, numbers.Integral):
+        quantity = Decimal(int(value))
+    elif isinstance(value, float):
+        quantity = Decimal(repr(value))
+    else:
+        raise RecordInvalid(field_path, f"must be a number, got {type(value).__name__} ({value!r})")
+    if not quantity.is_finite():
+        raise RecordInvalid(field_path, f"must be a finite number, got {value}")
+    if quantity <= 0:
+        raise RecordInvalid(field_path, f"must be greater than 0, got {quantity}")
+    if quantity >= money.MAX_QUANTITY:
+        raise RecordInvalid(field_path, f"{quantity} is too large (limit {money.MAX_QUANTITY})")
+    exponent = quantity.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)
+    if -exponent > money.QUANTITY_DECIMALS:
+        raise RecordInvalid(
+            field_path, f"has more than {money.QUANTITY_DECIMALS} decimal places ({quantity})"
+        )
+    return quantity
+
+
+def quantity_outcome(function: Any, value: Any) -> tuple[str, Any]:
+    try:
+        result = function(value, "quantity")
+        return "ok", (type(result), str(result), result.as_tuple())
+    except RecordInvalid as exc:
+        return "invalid", str(exc)
+
+
+# Decimals as the warehouse holds them (places 0-8, trailing zeros), and any Decimal at all.
+_PLACED = st.builds(
+    lambda digits, places: Decimal(digits).scaleb(-places),
+    st.integers(-(10**20), 10**20),
+    st.integers(-6, 10),
+)
+_QUANTITIES = st.one_of(
+    _PLACED,
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.sampled_from([Decimal("sNaN"), Decimal("1.50000"), Decimal("1E+13"), Decimal("0E-9")]),
+    st.integers(),
+    st.floats(),
+    st.none(),
+    st.booleans(),
+    st.text(max_size=4),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(value=_QUANTITIES)
+def test_to_quantity_outcomes_are_those_of_the_full_checks(value: Any) -> None:
+    assert quantity_outcome(money.to_quantity, value) == quantity_outcome(
+        reference_to_quantity, value
+    )
