@@ -127,19 +127,8 @@ class Warehouse:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         table = source.table
-        start, end = self._bind_time(window.start), self._bind_time(window.end)
-        changed: list[ColumnElement[bool]] = [self._changed(table, start, end)]
-        for child in source.children:
-            child_table = child.table
-            changed.append(
-                table.c.id.in_(
-                    select(child_table.c[child.parent_column]).where(
-                        self._changed(child_table, start, end)
-                    )
-                )
-            )
         query = select(*lenient_columns(self.engine, table)).where(
-            or_(*changed), self._of_active_business(table)
+            self._changed_in(source, window), self._of_active_business(table)
         )
         stmt = self._ordered(query, table)
         with self._read() as conn:
@@ -148,6 +137,20 @@ class Warehouse:
             with conn.execute(stmt, execution_options=streaming) as result:
                 for partition in result.mappings().partitions(chunk_size):
                     yield self._records(conn, source, list(partition))
+
+    def changed_ids(self, source: SourceTable, window: TimeWindow) -> set[str]:
+        """The ids of the records ``iter_changed`` yields for ``window``, without their rows.
+
+        The same predicate (own or a child row's ``updated_at`` in the window, or unreadable;
+        active businesses only), for a reader that needs only a window's records of a table
+        whose history is long (a window check).
+        """
+        table = source.table
+        stmt = select(table.c.id).where(
+            self._changed_in(source, window), self._of_active_business(table)
+        )
+        with self._read() as conn:
+            return {str(value) for value in conn.execute(stmt).scalars()}
 
     def fetch(self, source: SourceTable, source_ids: Sequence[str]) -> list[SourceRecord]:
         """Records of ``source`` by id, whatever their updated_at (to retry deferred records).
@@ -221,6 +224,22 @@ class Warehouse:
     def _bind_time(self, value: datetime) -> datetime:
         aware = utc(value)
         return aware if is_postgresql(self.engine) else aware.replace(tzinfo=None)
+
+    def _changed_in(self, source: SourceTable, window: TimeWindow) -> ColumnElement[bool]:
+        """A record of ``source`` changed in the window: its own row or any child row."""
+        table = source.table
+        start, end = self._bind_time(window.start), self._bind_time(window.end)
+        changed: list[ColumnElement[bool]] = [self._changed(table, start, end)]
+        for child in source.children:
+            child_table = child.table
+            changed.append(
+                table.c.id.in_(
+                    select(child_table.c[child.parent_column]).where(
+                        self._changed(child_table, start, end)
+                    )
+                )
+            )
+        return or_(*changed)
 
     def _changed(self, table: Table, start: datetime, end: datetime) -> ColumnElement[bool]:
         """``updated_at`` in the window, or NULL/unreadable (such rows belong to every window)."""

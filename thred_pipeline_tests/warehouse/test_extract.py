@@ -449,3 +449,14 @@ def test_read_only_role_can_extract_but_not_write(
         with admin.connect() as conn:
             conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         admin.dispose()
+
+
+def test_changed_ids_are_the_ids_iter_changed_yields(seeded: Warehouse, default_data: Data):
+    for spec in ENTITIES:
+        for day in (0, 3, 17, 29):
+            window = TimeWindow(T0 + timedelta(days=day), T0 + timedelta(days=day + 1))
+            streamed = {r.source_id for r in extract(seeded, spec.name, window)}
+            assert seeded.changed_ids(spec.source, window) == streamed, (spec.name, day)
+    everything = {r.source_id for r in extract(seeded, "invoices", FULL)}
+    assert seeded.changed_ids(get("invoices").source, FULL) == everything
+    assert len(everything) == len(default_data["invoices"])
