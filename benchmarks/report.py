@@ -19,6 +19,7 @@ PACKAGES = (
     "dagster",
     "httpx",
     "httpcore",
+    "uvloop",
     "sqlalchemy",
     "pydantic",
     "fastapi",

@@ -117,7 +117,7 @@ class PipelineSettings(BaseModel):
     partner_id: str
     api_key: SecretStr
     lookback_hours: float = 2.0
-    concurrency: int = 4
+    concurrency: int = 10
     timeout_s: float = 30.0
     max_attempts: int = 6
     verify_tls: bool = True
@@ -141,7 +141,7 @@ class PipelineSettings(BaseModel):
             partner_id=env.get("THRED_PARTNER_ID", DEMO_PARTNER_ID),
             api_key=SecretStr(env.get("THRED_API_KEY", DEMO_API_KEY)),
             lookback_hours=_number("THRED_LOOKBACK_HOURS", "2", float, minimum=0),
-            concurrency=int(_number("THRED_CONCURRENCY", "4", int, minimum=1)),
+            concurrency=int(_number("THRED_CONCURRENCY", "10", int, minimum=1)),
             timeout_s=_number("THRED_TIMEOUT_S", "30", float, minimum=0, inclusive=False),
             max_attempts=int(_number("THRED_MAX_ATTEMPTS", "6", int, minimum=1)),
             verify_tls=env.get("THRED_VERIFY_TLS", "1") != "0",

@@ -90,7 +90,7 @@ class SyncResource(dg.ConfigurableResource):  # type: ignore[type-arg,misc]
     """How the engine runs: lookback, concurrency, full refresh."""
 
     lookback_hours: float = 2.0
-    concurrency: int = 4
+    concurrency: int = 10
     chunk_size: int = 500
     full_refresh: bool = False
 

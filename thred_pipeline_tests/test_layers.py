@@ -181,3 +181,17 @@ def test_loading_the_code_location_and_cli_loads_no_dev_tool():
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_a_sync_loads_no_dataframe_library():
+    """pandas serves reconciliation only; importing it cost a tiny sync half its CPU (issue 8),
+    so what ``thred-pipeline sync`` imports must not pull it in."""
+    probe = (
+        "import sys, thred_pipeline.cli, thred_pipeline.entities, thred_pipeline.sync.engine\n"
+        "thred_pipeline.cli.build_parser()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'numpy')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == "[]"

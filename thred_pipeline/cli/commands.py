@@ -7,7 +7,6 @@ command that uses them, so ``--help``, ``status`` and a usage error start withou
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -81,7 +80,9 @@ def open_parts(args: argparse.Namespace) -> Parts:
     thred = settings.thred_settings()
     warehouse = config.open_warehouse(settings.warehouse_url, _specs(args))
     ledger = config.open_ledger(settings.ledger_url)
-    asyncio.run(_check_thred(thred))  # wrong key, not Thred, unreachable: stop here
+    from thred_pipeline.thred import loop as event_loop
+
+    event_loop.run(_check_thred(thred))  # wrong key, not Thred, unreachable: stop here
     return Parts(warehouse, ledger, thred, settings)
 
 

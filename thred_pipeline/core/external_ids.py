@@ -16,6 +16,8 @@ EXTERNAL_ID_MAX_LENGTH: Final = 255
 
 def key_problem(text: str) -> str | None:
     """Why ``text`` cannot be (part of) an external_id, or None if it can."""
+    if text.isascii() and text.isprintable():  # in C; for ASCII exactly " " <= c <= "~"
+        return None
     for position, char in enumerate(text):
         if not " " <= char <= "~":
             kind = "non-ASCII" if ord(char) > 127 else "control"

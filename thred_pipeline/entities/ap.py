@@ -6,9 +6,7 @@ Each object: its mapper, its declaration (``EntitySpec``) and its reconciliation
 
 from __future__ import annotations
 
-from typing import Any, Final
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Final
 
 from thred_pipeline.core.money import to_cents
 from thred_pipeline.core.records import MapContext, Mapped, RecordInvalid, SourceRecord
@@ -52,6 +50,9 @@ from thred_pipeline.warehouse import schema as wh
 from thred_pipeline.warehouse.source import ChildTable
 from thred_pipeline.warehouse.text_reads import TextReads, cents, lookup
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 BILL_PAYMENT_METHODS: Final = (
     "bank_transfer",
     "ach",
@@ -85,6 +86,8 @@ def expected_vendors(reads: TextReads) -> pd.DataFrame:
 
 
 def expected_bills(reads: TextReads) -> pd.DataFrame:
+    import pandas as pd  # here, not at import: `sync` never needs it
+
     frame = reads.records(wh.bills, "vendor_id")
     frame["vendor_id"] = frame["vendor_id"].astype(str)
     totals = reads.document_totals(wh.bill_line_items, "bill_id", None)

@@ -8,9 +8,7 @@ rejected now rather than deferred and rejected later.
 
 from __future__ import annotations
 
-from typing import Any, Final
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Final
 
 from thred_pipeline.core.money import to_cents
 from thred_pipeline.core.records import MapContext, Mapped, RecordInvalid, SourceRecord
@@ -56,6 +54,9 @@ from thred_pipeline.warehouse import schema as wh
 from thred_pipeline.warehouse.source import ChildTable
 from thred_pipeline.warehouse.text_reads import TextReads, cents, lookup
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 INVOICE_PAYMENT_METHODS: Final = (
     "bank_transfer",
     "credit_card",
@@ -97,6 +98,8 @@ def expected_customers(reads: TextReads) -> pd.DataFrame:
 
 
 def expected_invoices(reads: TextReads) -> pd.DataFrame:
+    import pandas as pd  # here, not at import: `sync` never needs it
+
     frame = reads.records(wh.invoices, "customer_id", "voided_at", "additional_discount_cents")
     totals = reads.document_totals(wh.invoice_line_items, "invoice_id", "discount_cents")
     discount = cents(frame.pop("additional_discount_cents").fillna("0"))

@@ -7,9 +7,7 @@ Laid out as ``ar.py``: each object's mapper, declaration and reconciliation rule
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Final
 
 from thred_pipeline.core.money import to_cents
 from thred_pipeline.core.records import MapContext, Mapped, RecordInvalid, SourceRecord
@@ -40,6 +38,9 @@ from thred_pipeline.entities.spec import (
 from thred_pipeline.warehouse import schema as wh
 from thred_pipeline.warehouse.source import ChildTable
 from thred_pipeline.warehouse.text_reads import TextReads, cents, lookup
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REFUND_METHODS: Final = ("CASH", "CARD", "BANK_TRANSFER", "ACH", "CHECK", "OTHER")  # 2.7/2.8
 PAYOUT_STATUSES: Final = ("pending", "paid")  # 2.9

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Final
 
 from thred_pipeline.core.records import MapContext, Mapped, RecordInvalid, SourceRecord
 from thred_pipeline.entities.mapping import (
@@ -31,6 +29,9 @@ from thred_pipeline.entities.spec import (
 )
 from thred_pipeline.warehouse import schema as wh
 from thred_pipeline.warehouse.text_reads import TextReads, is_true
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BUSINESS_COUNTRIES: Final = frozenset(
     {"GB", "DE", "FR", "NL", "ES", "IT", "IE", "BE", "AT", "PT", "SE", "NO", "DK", "FI", "IS"}
@@ -93,6 +94,8 @@ def map_business(record: SourceRecord, ctx: MapContext, parents: Parents) -> Map
 
 def expected_businesses(reads: TextReads) -> pd.DataFrame:
     """Every business row (the reconciliation keeps the active ones): active, base_currency."""
+    import pandas as pd  # here, not at import: `sync` never needs it
+
     raw = reads.read(wh.businesses, ("id", "is_active", "base_currency", "updated_at"))
     return pd.DataFrame(
         {

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -51,6 +50,7 @@ from thred_pipeline.reconcile.reading import (
 from thred_pipeline.reconcile.report import BooksReport
 from thred_pipeline.reconcile.warehouse_side import WarehouseBooks
 from thred_pipeline.reconcile.window_read import ReadMode, WindowRead, business_windows
+from thred_pipeline.thred import loop as event_loop
 from thred_pipeline.thred.client import ThredClient
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse.extract import Warehouse
@@ -87,7 +87,7 @@ class WindowReconciler(_Base):
     read: ReadMode = field(default=ReadMode.AUTO, kw_only=True)
 
     def check(self, entity: str, window: TimeWindow) -> CheckReport:
-        return asyncio.run(self._check(entities.get(entity), window))
+        return event_loop.run(self._check(entities.get(entity), window))
 
     async def _check(self, spec: EntitySpec, window: TimeWindow) -> CheckReport:
         expected = _in_window(WarehouseBooks(self.warehouse.engine).frame(spec), window)
@@ -153,7 +153,7 @@ class BooksReconciler(_Base):
         self, businesses: Iterable[str] | None = None, as_of: datetime | None = None
     ) -> BooksReport:
         """Compare (only ``businesses`` when given) as of ``as_of`` (default: today 00:00 UTC)."""
-        return asyncio.run(self._run(set(businesses) if businesses else None, as_of))
+        return event_loop.run(self._run(set(businesses) if businesses else None, as_of))
 
     async def _run(self, only: set[str] | None, as_of: datetime | None) -> BooksReport:
         started = time.monotonic()

@@ -60,6 +60,7 @@ from thred_pipeline.sync.planner import Plan, sends, writes_ahead
 from thred_pipeline.sync.run import BusinessState, Job, Run
 from thred_pipeline.sync.terminals import Terminals, terminal_owners
 from thred_pipeline.sync.versions import record_version, wants_terminal
+from thred_pipeline.thred import loop as event_loop
 from thred_pipeline.thred.client import ThredClient
 from thred_pipeline.thred.settings import ThredSettings
 from thred_pipeline.warehouse.extract import Warehouse
@@ -73,7 +74,7 @@ log = logging.getLogger("thred_pipeline.sync")
 class SyncOptions:
     lookback: timedelta = timedelta(hours=2)
     chunk_size: int = 500
-    concurrency: int = 4  # in-flight requests per business
+    concurrency: int = 10  # in-flight requests per business: what QuickBooks and Codat allow
     full_refresh: bool = False  # re-send everything; safe because creates are idempotent
 
 
@@ -125,7 +126,7 @@ class SyncEngine:
         credentials, a base URL that is not Thred, Thred unreachable); every record-level
         failure is written to the ledger instead.
         """
-        return asyncio.run(self.sync_entity_async(spec, window))
+        return event_loop.run(self.sync_entity_async(spec, window))
 
     async def sync_entity_async(self, spec: EntitySpec, window: TimeWindow) -> EntityRunResult:
         started = time.monotonic()

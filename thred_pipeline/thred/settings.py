@@ -41,7 +41,9 @@ class ThredSettings(BaseModel):
     token_refresh_margin_s: float = Field(300, ge=0)
     verify_tls: bool = True
     allow_insecure_tls: bool = False
-    max_connections: int = Field(20, ge=1, description="HTTP connection pool size")
+    max_connections: int = Field(
+        100, ge=1, description="HTTP connections open at once, across every business"
+    )
     rate_per_business: float | None = Field(
         None,
         gt=0,

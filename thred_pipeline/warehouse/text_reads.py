@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import Engine, String, Table, cast, select
 
 from thred_pipeline.core.money import line_net_cents
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TRUE_TEXT = frozenset({"1", "true", "t", "yes", "y"})
 
@@ -29,11 +31,15 @@ def is_true(value: Any) -> bool:
 
 def timestamps(values: pd.Series) -> pd.Series:
     """Text timestamps (read as text so a pre-year-1 or infinite value cannot crash) as UTC."""
+    import pandas as pd  # here, not at import: `sync` never needs it
+
     return pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
 
 
 def cents(values: pd.Series) -> pd.Series:
     """Whole numbers as nullable integers; text, fractions and blanks become ``pd.NA``."""
+    import pandas as pd  # here, not at import: `sync` never needs it
+
     numbers = pd.to_numeric(values, errors="coerce")
     whole = numbers.where(numbers.notna() & (numbers == numbers.round()))
     return whole.astype("Int64")
@@ -54,6 +60,8 @@ class TextReads:
 
     def read(self, table: Table, columns: Iterable[str]) -> pd.DataFrame:
         """Columns of a table, every value as text (or NULL), so no driver can refuse a row."""
+        import pandas as pd  # here, not at import: `sync` never needs it
+
         key = f"{table.name}:{','.join(columns)}"
         if key not in self._raw:
             query = select(*(cast(table.c[c], String).label(c) for c in columns))
@@ -110,4 +118,4 @@ class TextReads:
 
 # One entity's expected records from the warehouse: ``source_id``, ``business_id``,
 # ``updated_at`` and a column per compared measure (the business root also ``active``).
-WarehouseValues = Callable[[TextReads], pd.DataFrame]
+WarehouseValues = Callable[[TextReads], "pd.DataFrame"]

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from thred_devtools.sandbox import FaultConfig, SandboxConfig, start_sandbox
 
+from thred_pipeline.sync.engine import SyncOptions
 from thred_pipeline.thred import ThredClient
 from thred_pipeline.thred.paths import business_resource
 from thred_pipeline_tests.thred.conftest import make_settings
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.anyio
 LIMIT_PER_BUSINESS = 20.0
 BUSINESSES = 3
 CUSTOMERS_PER_BUSINESS = 100
-TASKS_PER_BUSINESS = 4  # the engine's default concurrency per business
+TASKS_PER_BUSINESS = SyncOptions().concurrency  # the engine's default per business
 
 
 @pytest.fixture(scope="module")
