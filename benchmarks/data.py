@@ -10,9 +10,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from sqlalchemy import inspect, text
 from thred_devtools.seed import SeedConfig, seed_warehouse
 
 from benchmarks.ledger_loop import sqlite_path
+from thred_pipeline.warehouse.db import create_warehouse_engine
 
 # The seed's activity starts on 2026-09-01; this window holds every row it makes.
 WINDOW_START = "2026-08-01"
@@ -48,6 +50,8 @@ def seed_ar(url: str, businesses: int, customers: int, invoices: int, payments: 
 
 def grow_invoices(url: str, target: int) -> int:
     """Copy the warehouse's invoices (with their lines) until it holds ``target`` of them."""
+    if not url.startswith("sqlite"):
+        return _grow_postgres(url, target)
     with sqlite3.connect(sqlite_path(url)) as conn:
         base = int(conn.execute("SELECT count(*) FROM invoices").fetchone()[0])
         copies = max(0, -(-target // base) - 1)
@@ -78,6 +82,50 @@ def grow_invoices(url: str, target: int) -> int:
             "DELETE FROM invoice_line_items WHERE invoice_id NOT IN (SELECT id FROM invoices)"
         )
         return int(conn.execute("SELECT count(*) FROM invoices").fetchone()[0])
+
+
+def _grow_postgres(url: str, target: int) -> int:
+    """``grow_invoices`` on PostgreSQL (to check extraction's server-side cursor at scale)."""
+    engine = create_warehouse_engine(url)
+    try:
+        with engine.begin() as conn:
+            base = int(conn.execute(text("SELECT count(*) FROM invoices")).scalar_one())
+            copies = max(0, -(-target // base) - 1)
+            if copies:
+                conn.execute(
+                    text("CREATE TEMP TABLE copies AS SELECT generate_series(1, :n) AS k"),
+                    {"n": copies},
+                )
+                for table, keyed in (
+                    ("invoices", {"id", "invoice_number"}),
+                    ("invoice_line_items", {"id", "invoice_id"}),
+                ):
+                    columns = [c["name"] for c in inspect(conn).get_columns(table)]
+                    conn.execute(
+                        text(
+                            f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608
+                            f"SELECT {_renamed(columns, keyed, base)} FROM {table}, copies"
+                        )
+                    )
+            conn.execute(
+                text(
+                    "DELETE FROM invoices WHERE ctid = ANY(ARRAY("
+                    "SELECT ctid FROM invoices ORDER BY ctid OFFSET :n))"
+                ),
+                {"n": target},
+            )
+            conn.execute(
+                text(
+                    "DELETE FROM invoice_line_items l WHERE NOT EXISTS "
+                    "(SELECT 1 FROM invoices i WHERE i.id = l.invoice_id)"
+                )
+            )
+            count = int(conn.execute(text("SELECT count(*) FROM invoices")).scalar_one())
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+        return count
+    finally:
+        engine.dispose()
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
