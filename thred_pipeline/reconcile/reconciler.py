@@ -90,7 +90,10 @@ class WindowReconciler(_Base):
         return event_loop.run(self._check(entities.get(entity), window))
 
     async def _check(self, spec: EntitySpec, window: TimeWindow) -> CheckReport:
-        expected = _in_window(WarehouseBooks(self.warehouse.engine).frame(spec), window)
+        # Only the window's candidate records are read, not the entity's history (issue 8).
+        expected = _in_window(
+            WarehouseBooks(self.warehouse.engine).window_frame(spec, window), window
+        )
         ledger = LedgerView.for_window(self.ledger, spec, expected["source_id"])
         not_read: dict[str, str] = {}
         async with self.client_factory(self.thred_settings) as client:

@@ -9,7 +9,7 @@ stops the comparison.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -62,13 +62,18 @@ class TextReads:
         """Columns of a table, every value as text (or NULL), so no driver can refuse a row."""
         import pandas as pd  # here, not at import: `sync` never needs it
 
+        columns = tuple(columns)
         key = f"{table.name}:{','.join(columns)}"
         if key not in self._raw:
-            query = select(*(cast(table.c[c], String).label(c) for c in columns))
-            with self.engine.connect() as conn:
-                rows = conn.execute(query).all()
+            rows = self._fetch(table, columns)
             self._raw[key] = pd.DataFrame(rows, columns=list(columns), dtype=object)
         return self._raw[key]
+
+    def _fetch(self, table: Table, columns: tuple[str, ...]) -> Sequence[Any]:
+        """Every row of ``read``, as text; a narrower reader (one window's records) overrides it."""
+        query = select(*(cast(table.c[c], String).label(c) for c in columns))
+        with self.engine.connect() as conn:
+            return conn.execute(query).all()
 
     def records(self, table: Table, *columns: str) -> pd.DataFrame:
         """A record table as ``source_id``, ``business_id``, ``updated_at`` and ``columns``."""
