@@ -3,7 +3,6 @@ business's Thred id and reference data (tax codes, chart of accounts), read once
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from decimal import Decimal
@@ -14,6 +13,7 @@ from thred_pipeline import entities
 from thred_pipeline.core.records import SourceRecord, TaxCode
 from thred_pipeline.entities import EntitySpec
 from thred_pipeline.ledger import SyncLedger
+from thred_pipeline.sync.gate import Gate
 from thred_pipeline.sync.run import BusinessState, Run
 from thred_pipeline.thred.client import ThredClient
 from thred_pipeline.thred.errors import ThredAuthError
@@ -77,7 +77,7 @@ class ContextReader:
         state = run.businesses.get(business_id)
         if state is None:
             state = self.new_state(business_id, not run.spec.is_business_root)
-            state.semaphore = asyncio.Semaphore(self.concurrency)
+            state.semaphore = self._gate(run, state)
             run.businesses[business_id] = state
         if (
             run.spec.reference_data
@@ -91,6 +91,12 @@ class ContextReader:
             except ThredAuthError as exc:
                 state.paused = f"auth refused: {exc}"
         return state
+
+    def _gate(self, run: Run, state: BusinessState) -> Gate:
+        """At most ``concurrency`` in flight, fewer while the business's governor window
+        (its Thred token scope's) is smaller."""
+        governor = run.client.governor
+        return Gate(self.concurrency, lambda: governor.window(state.thred_id))
 
     def new_state(self, business_id: str, with_thred_id: bool) -> BusinessState:
         state = BusinessState(business_id)

@@ -9,6 +9,7 @@ from typing import Any, TypedDict
 
 from thred_pipeline.core.records import Mapped, SourceRecord, TaxCode
 from thred_pipeline.entities import EntitySpec
+from thred_pipeline.sync.gate import Gate
 from thred_pipeline.sync.outcomes import EntityRunResult, Outcome
 from thred_pipeline.sync.planner import Rule
 from thred_pipeline.thred.client import ThredClient
@@ -41,7 +42,7 @@ class BusinessState:
         self.tax_codes: dict[str, TaxCode] | None = None
         self.account_ids: dict[str, str] | None = None
         self.paused: str | None = None
-        self.semaphore: asyncio.Semaphore | None = None
+        self.semaphore: Gate | None = None  # its records' requests in flight
 
     def has_reference_data(self) -> bool:
         return self.tax_codes is not None and self.account_ids is not None

@@ -22,7 +22,9 @@ Why it is shaped like this:
   by a bucket that was not busy says nothing about the limit (the quota was spent
   elsewhere): the rate is cut by ``decrease`` only and keeps probing (slow start).
 - **Recovery is gradual and only when it is used.** Each ``window_s`` in which the bucket
-  made a task wait, the rate grows by ``increase`` (2%) of itself, up to ``ceiling``: a
+  made a task wait, the rate grows by ``increase`` (2%) of itself, up to a step above the
+  rate the server was accepting at the last cut until ``calm_s`` passes without a 429, then
+  up to ``ceiling``: a
   server with a token bucket lets a client run a little over its limit for a while (its
   burst drains), so a fast climb would overshoot and pay a 429 and a pause per probe; a
   slow one probes again only every few tens of seconds. After ``calm_s`` without a 429 the
@@ -35,6 +37,10 @@ Why it is shaped like this:
   first estimate discounts the server's own burst (``_observed``), so it lands near the
   limit instead of above it.
 - **A known limit** (``ceiling``) is the starting rate and the top of the recovery.
+- **Requests in flight follow the API too** (``window``, AIMD as in TCP): a business starts
+  with ``initial_window`` requests in flight, gains one per window's worth of successes and
+  halves with each cut, so a 429 meets few requests already on their way; the engine's
+  ``concurrency`` is only the most it may reach.
 - The one request that does not pass here is the resend of a request after a 401 (inside
   the ``httpx.Auth`` flow); it follows a token renewal, which did.
 """
@@ -75,6 +81,7 @@ class RateLimits:
     server_burst_s: float = 1.0
     forget_s: float = 600.0
     burst_s: float = 0.1
+    initial_window: float = 2.0
 
     def __post_init__(self) -> None:
         if self.ceiling is not None and self.ceiling <= 0:
@@ -119,6 +126,8 @@ class BucketState:
     last_used: float = 0.0
     throttles: int = 0
     cuts: int = 0
+    window: float = 2.0  # requests in flight it allows (``RateGovernor.window``)
+    estimate: float = math.inf  # the rate the server accepted at the last cut
     successes: deque[float] = field(default_factory=deque, repr=False)
 
     def accepted_since(self, since: float) -> int:
@@ -150,7 +159,13 @@ class RateGovernor:
         bucket = self._buckets.get(scope)
         if bucket is None or now - bucket.last_used > self.limits.forget_s:
             rate, known = self.limits.start_rate(), self.limits.ceiling is not None
-            bucket = BucketState(rate, window_started=now, created=now, slow_start=not known)
+            bucket = BucketState(
+                rate,
+                window_started=now,
+                created=now,
+                slow_start=not known,
+                window=self.limits.initial_window,
+            )
             self._buckets[scope] = bucket
         bucket.last_used = now
         return bucket
@@ -188,6 +203,17 @@ class RateGovernor:
         with self._lock:
             return self.state(ticket.scope).epoch == ticket.epoch
 
+    def window(self, scope: Hashable) -> int:
+        """How many requests of ``scope`` may be in flight at once (the engine's per-business
+        gate reads it): one more per window's worth of successes, halved with each cut.
+
+        Pacing alone lets every request already sent when the first 429 comes back be refused
+        too; bounding the requests in flight bounds that volley, and it still opens up fast
+        where only latency limits a business (one more per round trip).
+        """
+        with self._lock:
+            return max(1, math.floor(self.state(scope).window))
+
     def on_success(self, ticket: Ticket) -> None:
         """Count an accepted request; at a window's end, grow the rate if it was the limit."""
         now = self._clock()
@@ -195,13 +221,22 @@ class RateGovernor:
             bucket = self.state(ticket.scope)
             bucket.successes.append(now)
             bucket.accepted += 1
+            bucket.window += 1.0 / bucket.window  # one more in flight per window's worth
             bucket.accepted_since(now - self.limits.window_s)
             if now - bucket.window_started < self.limits.window_s:
                 return
             if bucket.last_wait >= bucket.window_started and now >= bucket.paused_until:
                 factor = 2.0 if bucket.slow_start else 1.0 + self._increase(bucket, now)
-                bucket.rate = min(bucket.rate * factor, self.limits.top())
+                bucket.rate = max(bucket.rate, min(bucket.rate * factor, self._top(bucket, now)))
             bucket.window_started = now
+
+    def _top(self, bucket: BucketState, now: float) -> float:
+        """How high recovery may climb: a step (``calm_increase``) above the last cut's
+        estimate of the limit until ``calm_s`` passes without a 429, then (probing again) up
+        to ``ceiling``."""
+        if now - bucket.last_cut < self.limits.calm_s:
+            return min(self.limits.top(), bucket.estimate * (1 + self.limits.calm_increase))
+        return self.limits.top()
 
     def _increase(self, bucket: BucketState, now: float) -> float:
         """``increase``; ``calm_increase`` once no 429 has come for ``calm_s`` (found low)."""
@@ -258,6 +293,8 @@ class RateGovernor:
             # burst made it accept faster than its limit for a while), so cut deeper.
             factor *= limits.decrease
         bucket.rate = max(limits.min_rate, basis * factor)
+        bucket.estimate = max(bucket.rate, basis)
+        bucket.window = max(1.0, bucket.window / 2)
         bucket.slow_start = not busy
         bucket.last_cut = bucket.window_started = now
         bucket.cuts += 1

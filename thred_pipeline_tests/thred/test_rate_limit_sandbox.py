@@ -16,6 +16,7 @@ import pytest
 from thred_devtools.sandbox import FaultConfig, SandboxConfig, start_sandbox
 
 from thred_pipeline.sync.engine import SyncOptions
+from thred_pipeline.sync.gate import Gate
 from thred_pipeline.thred import ThredClient
 from thred_pipeline.thred.paths import business_resource
 from thred_pipeline_tests.thred.conftest import make_settings
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.anyio
 LIMIT_PER_BUSINESS = 20.0
 BUSINESSES = 3
 CUSTOMERS_PER_BUSINESS = 100
-TASKS_PER_BUSINESS = SyncOptions().concurrency  # the engine's default per business
+TASKS_PER_BUSINESS = SyncOptions().concurrency  # the engine's default ceiling per business
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +49,9 @@ async def _business(client: ThredClient, tag: str) -> str:
 
 
 async def _customers(client: ThredClient, business_id: str) -> None:
-    """Writes every customer of one business, ``TASKS_PER_BUSINESS`` at a time."""
-    gate = asyncio.Semaphore(TASKS_PER_BUSINESS)
+    """Writes every customer of one business through the engine's gate: at most
+    ``TASKS_PER_BUSINESS`` at a time, fewer while the governor's window is smaller."""
+    gate = Gate(TASKS_PER_BUSINESS, lambda: client.governor.window(business_id))
     path = business_resource(business_id, "customers")
 
     async def write(n: int) -> None:
