@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from thred_devtools.seed import SeedConfig, generate
@@ -193,3 +194,25 @@ def test_a_lost_refund_payment_is_found_under_its_own_refund(
     else:  # only the lists of the window's refund payments' refunds
         assert check.metrics["read"] == "parents"
         assert check.metrics["thred_reads"] == len(refunds)
+
+
+def test_a_window_where_nothing_changed_passes_without_reading_thred(synced_env: SyncEnv) -> None:
+    """No warehouse record changed: nothing to compare, so no client is even made (most
+    entity-days of a backfill are such; issue 8, B6)."""
+
+    def no_client(settings: object) -> NoReturn:
+        raise AssertionError("a window with nothing changed must not read Thred")
+
+    quiet = TimeWindow(WINDOW.start - timedelta(days=400), WINDOW.start - timedelta(days=399))
+    reconciler = WindowReconciler(
+        synced_env.warehouse,
+        synced_env.ledger,
+        synced_env.settings,
+        client_factory=no_client,  # type: ignore[arg-type]
+    )
+    for entity in ORDER:
+        report = reconciler.check(entity, quiet)
+        assert report.passed, report.description
+        assert report.metrics["window_records"] == 0
+        assert report.metrics["thred_reads"] == 0
+        assert report.differences.empty
