@@ -111,6 +111,26 @@ def sizes_line(sizes: Sizes) -> str:
     )
 
 
+RUNNING = [
+    "## Running it",
+    "",
+    "```",
+    "make bench                                  # the full run (5 minutes on a quiet 2-core "
+    "machine); writes this page",
+    "BENCH_QUICK=1 make bench                    # a smoke run with tiny sizes (the figures "
+    "mean nothing)",
+    "BENCH_ONLY=B1,B3 BENCH_OUT=/tmp/b.md make bench   # some figures only, written elsewhere",
+    "BENCH_BUSINESSES=8 BENCH_CONCURRENCY=16 make bench # any size in benchmarks/figures.py:Sizes",
+    "```",
+    "",
+    "Run it when nothing else uses the machine: each figure is measured next to its anchor in "
+    "the same run, so the ratios hold on a busy machine, the absolute figures do not. "
+    "`thred_pipeline_tests/benchmarks/test_harness.py` (slow) runs the smoke sizes through "
+    "every figure and anchor.",
+    "",
+]
+
+
 def render(
     results: Results,
     sizes: Sizes,
@@ -134,6 +154,7 @@ def render(
         "",
         *table(sorted(results.rows, key=lambda row: ORDER.index(row.key))),
         "",
+        *RUNNING,
         "## Machine",
         "",
         f"- {os.cpu_count()} cores, {cpu_model()}, {platform.system()} {platform.release()}",
