@@ -95,6 +95,10 @@ class WindowReconciler(_Base):
             WarehouseBooks(self.warehouse.engine).window_frame(spec, window), window
         )
         if expected.empty:
+            # Nothing to compare, but a check is green only if Thred could be read at all: a
+            # wrong key or an unreachable Thred must still fail the run (ThredConfigError).
+            async with self.client_factory(self.thred_settings) as client:
+                await client.check_connection()
             return _nothing_changed(spec, window)
         ledger = LedgerView.for_window(self.ledger, spec, expected["source_id"])
         not_read: dict[str, str] = {}
@@ -155,7 +159,8 @@ def _window_check(
 
 def _nothing_changed(spec: EntitySpec, window: TimeWindow) -> CheckReport:
     """No warehouse record of the entity changed in the window: nothing to compare, so
-    nothing is read from Thred or the ledger (objects Thred holds that the warehouse does not
+    nothing but the partner token is read from Thred, and nothing from the ledger (objects
+    Thred holds that the warehouse does not
     are the books check's). Most entity-days of a backfill are such, and the set-up of a
     check cost more than its rows (issue 8, B6)."""
     metrics: dict[str, Metric] = {
