@@ -35,6 +35,8 @@ class LedgerRow:
     first_seen_at: datetime
     status_since: datetime
     synced_at: datetime | None
+    inputs_hash: str | None = None  # see ledger.schema: bound to confirmed_hash
+    mapped_amount_cents: int | None = None
 
     @classmethod
     def from_mapping(cls, row: Mapping[Any, Any]) -> LedgerRow:
@@ -58,4 +60,6 @@ class LedgerRow:
             first_seen_at=aware(row["first_seen_at"]) or now(),
             status_since=aware(row["status_since"]) or now(),
             synced_at=aware(row["synced_at"]),
+            inputs_hash=row.get("inputs_hash"),
+            mapped_amount_cents=row.get("mapped_amount_cents"),
         )

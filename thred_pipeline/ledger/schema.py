@@ -8,6 +8,7 @@ SQLite does not enforce lengths.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -36,6 +37,11 @@ WIDEN_SQL = {
     "external_id": "ALTER TABLE thred_sync_ledger ALTER COLUMN external_id TYPE varchar(512)",
     "thred_id": "ALTER TABLE thred_sync_ledger ALTER COLUMN thred_id TYPE varchar(512)",
 }
+# Columns added since the first ledgers, added to an older one (both dialects), literally too.
+ADD_SQL = {
+    "inputs_hash": "ALTER TABLE thred_sync_ledger ADD COLUMN inputs_hash VARCHAR(64)",
+    "mapped_amount_cents": "ALTER TABLE thred_sync_ledger ADD COLUMN mapped_amount_cents BIGINT",
+}
 
 ledger_table = Table(
     "thred_sync_ledger",
@@ -60,6 +66,11 @@ ledger_table = Table(
     Column("status_since", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("synced_at", DateTime(timezone=True)),
+    # What the mapper read (row, child rows, parents, the business's reference data, the
+    # mapping code), bound to the confirmed payload's hash: while both match, the record
+    # would map to what Thred holds, so a no-change run does not map it again.
+    Column("inputs_hash", String(64)),
+    Column("mapped_amount_cents", BigInteger),  # its money as mapped, for run metadata
 )
 Index("ix_ledger_entity_status", ledger_table.c.entity, ledger_table.c.status)
 Index("ix_ledger_entity_business", ledger_table.c.entity, ledger_table.c.business_id)

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Executable, inspect, text, update
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 
 from thred_pipeline.core.records import Status
 from thred_pipeline.ledger import statements
@@ -30,6 +31,7 @@ from thred_pipeline.ledger.connect import create_ledger_engine
 from thred_pipeline.ledger.keys import bounded_code, bounded_message, ledger_key, now, storable
 from thred_pipeline.ledger.reads import LedgerReader
 from thred_pipeline.ledger.schema import (
+    ADD_SQL,
     ID_COLUMNS,
     LEDGER_ID_LENGTH,
     WIDEN_SQL,
@@ -70,10 +72,27 @@ class SyncLedger(LedgerReader):
         return ledger
 
     def create_schema(self) -> None:
-        """Create the table if missing; on PostgreSQL, widen id columns of an older ledger."""
+        """Create the table if missing, add the columns an older ledger lacks; on PostgreSQL,
+        widen its id columns."""
         metadata.create_all(self.engine)
+        self._add_columns()
         if self.engine.dialect.name == "postgresql":
             self._widen_ids()
+
+    def _add_columns(self) -> None:
+        missing = [name for name in ADD_SQL if name not in self._columns()]
+        for name in missing:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(text(ADD_SQL[name]))
+            except DBAPIError:
+                if name not in self._columns():  # not another process adding it first
+                    raise
+        if missing:
+            log.info("ledger: added %s", ", ".join(missing))
+
+    def _columns(self) -> set[str]:
+        return {c["name"] for c in inspect(self.engine).get_columns(ledger_table.name)}
 
     def _widen_ids(self) -> None:
         columns = {
@@ -138,8 +157,10 @@ class SyncLedger(LedgerReader):
         confirmed_updated_at: datetime,
         terminal_done: bool,
         confirmed_body: Mapping[str, Any] | None,
+        inputs: tuple[str, int] | None = None,
     ) -> None:
-        """Thred confirmed ``confirmed_hash``; ``confirmed_body=None`` keeps the stored body.
+        """Thred confirmed ``confirmed_hash``; ``confirmed_body=None`` keeps the stored body;
+        ``inputs``: the bound inputs hash and the amount of the mapping that made the payload.
 
         Held back in a :meth:`batched` block: a crash before it is written leaves the intent's
         ``pending``, which the next run re-sends with the same external_id (Thred answers with
@@ -159,7 +180,15 @@ class SyncLedger(LedgerReader):
         }
         if confirmed_body is not None:
             values["confirmed_body"] = json.dumps(dict(confirmed_body), sort_keys=True, default=str)
+        if inputs is not None:
+            values["inputs_hash"], values["mapped_amount_cents"] = inputs
         self._update(entity, source_id, values, at_once=terminal_done)
+
+    def note_inputs(self, entity: str, source_id: str, inputs: tuple[str, int]) -> None:
+        """A record mapped to the payload Thred holds: keep what it was mapped from (the row
+        stays as it is otherwise), so the next run need not map it to know."""
+        values = {"inputs_hash": inputs[0], "mapped_amount_cents": inputs[1]}
+        self._update(entity, source_id, values)
 
     def record_outcome(
         self,

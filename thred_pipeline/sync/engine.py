@@ -59,7 +59,12 @@ from thred_pipeline.sync.outcomes import EntityRunResult
 from thred_pipeline.sync.planner import Plan, sends, writes_ahead
 from thred_pipeline.sync.run import BusinessState, Job, Run
 from thred_pipeline.sync.terminals import Terminals, terminal_owners
-from thred_pipeline.sync.versions import record_version, wants_terminal
+from thred_pipeline.sync.versions import (
+    business_inputs,
+    record_inputs,
+    record_version,
+    wants_terminal,
+)
 from thred_pipeline.thred import loop as event_loop
 from thred_pipeline.thred.client import ThredClient
 from thred_pipeline.thred.settings import ThredSettings
@@ -239,8 +244,10 @@ class SyncEngine:
         for business_id, records in by_business.items():
             state = await self.context.business_state(run, business_id)
             ctx = self._map_context(state, shared)
+            business = business_inputs(ctx, state.thred_id)
             for record in records:
                 job = self._job(run, record, state, shared)
+                job.inputs = record_inputs(run.spec, record, job.external_id, business, ctx)
                 prior = rows.get(record.source_id)
                 prepared.append(_Prepared(job, self.executor.prepare(job, ctx, prior), prior))
         self.executor.write_ahead([p.job for p in prepared if p.plan and writes_ahead(p.plan)])

@@ -43,6 +43,7 @@ from thred_pipeline.sync.planner import (
     plan_confirm,
     plan_paused,
     plan_record,
+    settled_by_inputs,
 )
 from thred_pipeline.sync.recorder import Recorder
 from thred_pipeline.sync.requests import Requests, response_thred_id
@@ -80,6 +81,18 @@ class Executor:
         if state.paused and spec.reference_data and not state.has_reference_data():
             # No payload can be built without Thred's tax codes and chart.
             return plan_paused(prior, job.version)
+        job.wants_terminal = wants_terminal(spec, job.record)
+        if job.inputs and settled_by_inputs(
+            prior,
+            job.inputs,
+            job.version,
+            wants_terminal=job.wants_terminal,
+            resend=job.resend,
+            full_refresh=job.run.full_refresh,
+        ):
+            assert prior is not None
+            job.result.amount_cents += prior.mapped_amount_cents or 0
+            return Plan((Keep(touch=False),))
         if not self._map(job, ctx):
             return None
         job.planned_paused = bool(state.paused)
@@ -138,7 +151,6 @@ class Executor:
         job.mapped = mapped
         job.body = {**mapped.body, "external_id": job.external_id}
         job.digest = payload_hash(mapped, job.body)
-        job.wants_terminal = wants_terminal(job.spec, job.record)
         job.result.amount_cents += mapped.amount_cents
         return True
 
@@ -172,6 +184,9 @@ class Executor:
             case Keep(touch=touch):
                 if touch:
                     self.ledger.touch_confirmed(job.spec.name, job.source_id, job.version)
+                inputs = self.recorder.inputs(job, job.digest)
+                if inputs is not None and (prior is None or prior.inputs_hash != inputs[0]):
+                    self.ledger.note_inputs(job.spec.name, job.source_id, inputs)
                 job.count(Outcome.UNCHANGED)
             case Confirm(thred_id=thred_id, terminal_done=done, count_as=count_as):
                 self.synced(job, thred_id, terminal_done=done, body=job.body)

@@ -29,6 +29,7 @@ from thred_pipeline.core.records import Status
 from thred_pipeline.entities import ChangePolicy
 from thred_pipeline.ledger.rows import RETRY_FIRST, LedgerRow
 from thred_pipeline.sync.outcomes import Outcome
+from thred_pipeline.sync.versions import bound_inputs
 
 # Stand-ins for confirmed_hash that match no payload, so the next pass re-applies the change.
 REPLAYED = "replayed"  # full refresh: re-apply the warehouse's version over Thred's
@@ -297,6 +298,32 @@ def terminal_step(facts: Facts, rule: Rule, thred_id: str) -> Action:
     if facts.paused:
         return Defer()
     return Terminal(thred_id, rule.terminal)
+
+
+def settled_by_inputs(
+    prior: LedgerRow | None,
+    inputs: str,
+    version: datetime,
+    *,
+    wants_terminal: bool,
+    resend: bool = False,
+    full_refresh: bool = False,
+) -> bool:
+    """The record would map to the payload Thred confirmed at this very version (its inputs
+    digest, bound to that payload's hash, is the one the ledger keeps: ``versions``), so
+    :func:`plan_record` would only keep it (``Keep(touch=False)``): no need to map it."""
+    return (
+        prior is not None
+        and not (resend or full_refresh)
+        and prior.status is Status.SYNCED
+        and prior.error_code is None
+        and prior.thred_id is not None
+        and prior.confirmed_hash is not None
+        and prior.inputs_hash is not None
+        and prior.inputs_hash == bound_inputs(inputs, prior.confirmed_hash)
+        and prior.confirmed_updated_at == version
+        and prior.terminal_done == wants_terminal
+    )
 
 
 def plan_paused(prior: LedgerRow | None, version: datetime) -> Plan:

@@ -11,6 +11,7 @@ from thred_pipeline.core.records import RecordInvalid
 from thred_pipeline.ledger import LedgerCode, SyncLedger
 from thred_pipeline.sync.outcomes import Confirmation, Outcome, Setback
 from thred_pipeline.sync.run import Job
+from thred_pipeline.sync.versions import bound_inputs
 from thred_pipeline.thred.errors import ThredError
 
 log = logging.getLogger("thred_pipeline.sync")
@@ -62,7 +63,16 @@ class Recorder:
             confirmed_updated_at=held.version,
             terminal_done=held.terminal_done,
             confirmed_body=held.body,
+            inputs=self.inputs(job, held.digest),
         )
+
+    @staticmethod
+    def inputs(job: Job, confirmed_hash: str) -> tuple[str, int] | None:
+        """What the ledger keeps of the record's mapping beside ``confirmed_hash``: only when
+        this run's mapping made that very payload (``sync.versions``)."""
+        if job.mapped is None or not job.inputs or job.digest != confirmed_hash:
+            return None
+        return bound_inputs(job.inputs, confirmed_hash), job.mapped.amount_cents
 
     def paused(self, job: Job) -> None:
         """The business's credentials were refused this run: a record that needs Thred waits."""

@@ -88,6 +88,7 @@ class Job:
     mapped: Mapped | None = None
     body: dict[str, Any] = field(default_factory=dict)
     digest: str = ""
+    inputs: str = ""  # digest of what its mapper reads (sync.versions)
     wants_terminal: bool = False
     resend: bool = False  # refused earlier; re-sent because an upstream record changed
     blockers: tuple[str, ...] = ()  # dependants a terminal action waits for

@@ -23,6 +23,7 @@ from thred_pipeline.ledger import (
     ledger_key,
     ledger_table,
 )
+from thred_pipeline.ledger.schema import ADD_SQL
 from thred_pipeline_tests.sync.conftest import Backend
 
 VERSION = datetime(2026, 9, 3, 10, 15, 30, 123456, tzinfo=UTC)
@@ -484,3 +485,63 @@ def test_synced_with_code_finds_waiting_terminals(ledger: SyncLedger) -> None:
     outcome(ledger, Status.DEFERRED, "cus-2", code=LedgerCode.TERMINAL_WAITING)  # not synced
     assert ledger.synced_with_code("customers", LedgerCode.TERMINAL_WAITING) == ["cus-1"]
     assert ledger.synced_with_code("invoices", LedgerCode.TERMINAL_WAITING) == []
+
+
+def test_an_older_ledger_gains_the_columns_added_since(backend: Backend) -> None:
+    """A ledger made before the inputs columns existed gets them from ``create_schema``, keeps
+    its rows (their inputs unknown: those records are mapped as before), and stores them."""
+    old = MetaData()
+    Table(
+        ledger_table.name,
+        old,
+        *[
+            Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+            for c in ledger_table.columns
+            if c.name not in ADD_SQL
+        ],
+    )
+    ledger = SyncLedger(create_ledger_engine(backend.ledger_url))
+    try:
+        old.create_all(ledger.engine)
+        intent(ledger, "inv-old")
+        synced(ledger, "inv-old")
+        ledger.create_schema()
+        ledger.create_schema()  # idempotent
+        names = {c["name"] for c in inspect(ledger.engine).get_columns(ledger_table.name)}
+        assert set(ADD_SQL) <= names
+        kept = ledger.get("invoices", "inv-old")
+        assert kept is not None and kept.status is Status.SYNCED
+        assert kept.inputs_hash is None and kept.mapped_amount_cents is None
+        ledger.note_inputs("invoices", "inv-old", ("b" * 40, 12_345))
+        noted = ledger.get("invoices", "inv-old")
+        assert noted is not None and noted.inputs_hash == "b" * 40
+        assert noted.mapped_amount_cents == 12_345
+        assert noted.confirmed_hash == kept.confirmed_hash, "nothing else moves"
+    finally:
+        ledger.engine.dispose()
+
+
+def test_the_added_columns_match_the_table() -> None:
+    for column, statement in ADD_SQL.items():
+        kind = ledger_table.c[column].type.compile()
+        assert statement == f"ALTER TABLE {ledger_table.name} ADD COLUMN {column} {kind}"
+        assert ledger_table.c[column].nullable
+
+
+def test_synced_keeps_inputs_only_when_given(ledger: SyncLedger) -> None:
+    intent(ledger, "inv-1")
+    ledger.record_synced(
+        entity="invoices",
+        source_id="inv-1",
+        thred_id="t-inv-1",
+        confirmed_hash="h1",
+        confirmed_updated_at=VERSION,
+        terminal_done=False,
+        confirmed_body=None,
+        inputs=("a" * 40, 500),
+    )
+    synced(ledger, "inv-1", digest="h2")  # confirmed by a path that did not map it
+    row = ledger.get("invoices", "inv-1")
+    assert row is not None and row.confirmed_hash == "h2"
+    # Kept: it is bound to "h1" (sync.versions.bound_inputs), so it no longer matches.
+    assert row.inputs_hash == "a" * 40 and row.mapped_amount_cents == 500

@@ -13,11 +13,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select, update
 from thred_devtools.seed import round_half_up
 
 from thred_pipeline import entities
 from thred_pipeline.core.records import Status, TimeWindow
-from thred_pipeline.ledger import SyncLedger
+from thred_pipeline.ledger import SyncLedger, ledger_table
 from thred_pipeline.sync.engine import SyncEngine, SyncOptions
 from thred_pipeline.thred.client import ThredClient, ThredResponse
 from thred_pipeline.thred.errors import ThredAuthError, ThredTransientError
@@ -95,6 +96,52 @@ def test_first_sync_creates_everything_and_a_second_writes_nothing(env: SyncEnv)
 
 
 # --- changes -----------------------------------------------------------------------------------
+
+
+def inputs_recorded(ledger: SyncLedger) -> dict[str, int]:
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            select(ledger_table.c.entity, func.count())
+            .where(ledger_table.c.inputs_hash.is_not(None))
+            .group_by(ledger_table.c.entity)
+        )
+        return {str(entity): int(n) for entity, n in rows}
+
+
+def test_a_rerun_trusts_recorded_inputs_only_while_they_hold(env: SyncEnv) -> None:
+    """A no-change rerun does not map records whose inputs are those Thred's payload was made
+    from (sync.versions), yet counts them and their money as before; a change the row's
+    updated_at does not show still reaches Thred; rows of an older ledger, with no inputs
+    recorded, are mapped and gain them, with no request."""
+    first = env.sync_all()
+    rows = {name: env.warehouse_count(entities.get(name).table) for name in ORDER}
+    assert inputs_recorded(env.ledger) == rows
+
+    with env.ledger.engine.begin() as conn:  # as an older ledger would hold them
+        conn.execute(update(ledger_table).values(inputs_hash=None, mapped_amount_cents=None))
+    for run in (env.sync_all(), env.sync_all()):
+        for name, result in run.items():
+            assert dict(result.counts) == {"unchanged": rows[name]}, name
+            assert result.api_writes == 0, name
+            assert result.amount_cents == first[name].amount_cents, name
+    assert inputs_recorded(env.ledger) == rows
+
+    line = lines_of(env, UNPAID_INVOICE)[1]
+    price = line["unit_price_cents"] + 1000
+    net = round_half_up(Decimal(line["quantity"]) * price) - line["discount_cents"]
+    before = env.thred_stored("invoices", UNPAID_INVOICE)
+    # Edited in place: neither the line's nor the invoice's updated_at moves.
+    env.edit(
+        "invoice_line_items",
+        line["id"],
+        unit_price_cents=price,
+        tax_amount_cents=round_half_up(net * Decimal("0.20")),
+    )
+    result = env.sync("invoices", WINDOW)
+    assert dict(result.counts) == {"updated": 1, "unchanged": rows["invoices"] - 1}
+    assert result.api_writes == 1
+    assert env.thred_stored("invoices", UNPAID_INVOICE)["total_amount"] > before["total_amount"]
+    env.assert_books_equal()
 
 
 def test_edited_invoice_is_updated_with_put(synced: SyncEnv) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from thred_pipeline.core.records import Status
@@ -38,8 +38,10 @@ from thred_pipeline.sync.planner import (
     plan_confirm,
     plan_paused,
     plan_record,
+    settled_by_inputs,
     waiting_to_be_sent,
 )
+from thred_pipeline.sync.versions import bound_inputs
 
 V1 = datetime(2026, 9, 1, 10, tzinfo=UTC)
 V2 = V1 + timedelta(hours=1)
@@ -518,3 +520,69 @@ def test_a_create_answer_is_always_confirmed_or_replayed(
     assert isinstance(first, Confirm | Replay)
     if created:
         assert first == Confirm("t-1", first.terminal_done, Outcome.CREATED)
+
+
+# Facts about records Thred holds, where a settled record is likely (``any_facts`` rarely is).
+held_facts = st.builds(
+    Facts,
+    prior=st.builds(
+        row,
+        status=st.just(Status.SYNCED),
+        confirmed_hash=st.sampled_from(["h1", "h2"]),
+        terminal_done=st.booleans(),
+        confirmed_updated_at=st.sampled_from([V1, V2]),
+    ),
+    digest=st.sampled_from(["h1", "h2"]),
+    version=st.sampled_from([V1, V2]),
+    wants_terminal=st.booleans(),
+    blockers=st.sampled_from([(), ("invoice payment p-1",)]),
+    paused=st.booleans(),
+    resend=st.booleans(),
+    full_refresh=st.booleans(),
+)
+
+
+@settings(max_examples=500)
+@given(st.one_of(any_facts, held_facts), rules)
+def test_a_record_settled_by_its_inputs_is_one_the_planner_would_only_keep(
+    f: Facts, rule: Rule
+) -> None:
+    """Skipping the mapper (``settled_by_inputs``) is never a decision the planner would not
+    make: inputs bound to the confirmed hash mean the record maps to that very payload."""
+    f = _consistent(f, rule)
+    prior = f.prior
+    if prior is not None:
+        prior = replace(prior, inputs_hash=bound_inputs("in-1", prior.confirmed_hash or ""))
+    settled = settled_by_inputs(
+        prior,
+        "in-1",
+        f.version,
+        wants_terminal=f.wants_terminal,
+        resend=f.resend,
+        full_refresh=f.full_refresh,
+    )
+    if settled:
+        assert prior is not None and prior.confirmed_hash is not None
+        # What mapping would have found: these inputs make the confirmed payload.
+        plan = plan_record(replace(f, prior=prior, digest=prior.confirmed_hash), rule)
+        assert plan == Plan((Keep(touch=False),))
+
+
+def test_settled_by_inputs_needs_every_fact() -> None:
+    good = row(Status.SYNCED, inputs_hash=bound_inputs("in-1", "h1"))
+    assert settled_by_inputs(good, "in-1", V1, wants_terminal=False)
+    assert not settled_by_inputs(good, "in-2", V1, wants_terminal=False)  # inputs moved
+    assert not settled_by_inputs(good, "in-1", V2, wants_terminal=False)  # version moved
+    assert not settled_by_inputs(good, "in-1", V1, wants_terminal=True)  # void wanted
+    assert not settled_by_inputs(good, "in-1", V1, wants_terminal=False, resend=True)
+    assert not settled_by_inputs(good, "in-1", V1, wants_terminal=False, full_refresh=True)
+    assert not settled_by_inputs(None, "in-1", V1, wants_terminal=False)
+    for changes in (
+        {"status": Status.UNKNOWN},
+        {"status": Status.REJECTED},
+        {"error_code": "archived_in_warehouse_only"},
+        {"confirmed_hash": "h2"},  # confirmed since by a path that did not map
+        {"inputs_hash": None},  # an older ledger row
+        {"thred_id": None},
+    ):
+        assert not settled_by_inputs(replace(good, **changes), "in-1", V1, wants_terminal=False)
