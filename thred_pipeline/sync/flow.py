@@ -4,6 +4,14 @@ ordered by business, and waiting for each one meant businesses rarely ran in par
 
 The per-business request limit is the business's semaphore, shared by every chunk of a run;
 what this bounds is the records held in memory.
+
+Reading and planning a chunk is CPU work that holds the event loop (tens of milliseconds for
+500 records), so a chunk handed over and left to wait for the loop would send nothing until
+the next chunk is planned: ``add`` gives the loop a few turns (``TURNS``) first, enough for
+the chunk's task to start its records' tasks and for those to pass their business's gate and
+write their requests (three with httpx's transport; counted in the B1 timeline of issue 8,
+where without them a business's first requests left one chunk's planning late, and all
+four businesses' after the whole entity was planned once reference data was at hand).
 """
 
 from __future__ import annotations
@@ -11,6 +19,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from typing import Any
+
+TURNS = 4  # loop turns a started chunk gets before the caller plans the next one
 
 
 class InFlight:
@@ -22,11 +32,14 @@ class InFlight:
         self._records = 0
 
     async def add(self, sending: Coroutine[Any, Any, None], records: int) -> None:
-        """Start sending a chunk once there is room; a failed chunk's error is raised here."""
+        """Start sending a chunk once there is room, and let its first requests leave before
+        the caller goes back to planning; a failed chunk's error is raised here."""
         while self._tasks and self._records + records > self.limit:
             await self._wait(asyncio.FIRST_COMPLETED)
         self._tasks[asyncio.ensure_future(sending)] = records
         self._records += records
+        for _ in range(TURNS):
+            await asyncio.sleep(0)
 
     async def drain(self) -> None:
         """Wait for every chunk; the first error is raised."""

@@ -38,9 +38,13 @@ Why it is shaped like this:
   limit instead of above it.
 - **A known limit** (``ceiling``) is the starting rate and the top of the recovery.
 - **Requests in flight follow the API too** (``window``, AIMD as in TCP): a business starts
-  with ``initial_window`` requests in flight, gains one per window's worth of successes and
-  halves with each cut, so a 429 meets few requests already on their way; the engine's
-  ``concurrency`` is only the most it may reach.
+  with ``initial_window`` requests in flight and halves with each cut, so a 429 meets few
+  requests already on their way; the engine's ``concurrency`` is only the most it may reach.
+  Until its first cut and up to ``slow_start_window`` (10: what QuickBooks and Codat allow in
+  flight, ``research/anchors.md``) the window gains one per success (slow start, as in TCP:
+  it doubles each round trip, 2 -> 10 in three), then one per window's worth of successes:
+  one more per round trip from 2 cost a latency-bound business eight round trips at the
+  start of every run (issue 8's B1 timeline), while B3's 429s stayed the same.
 - The one request that does not pass here is the resend of a request after a 401 (inside
   the ``httpx.Auth`` flow); it follows a token renewal, which did.
 """
@@ -82,6 +86,7 @@ class RateLimits:
     forget_s: float = 600.0
     burst_s: float = 0.1
     initial_window: float = 2.0
+    slow_start_window: float = 10.0
 
     def __post_init__(self) -> None:
         if self.ceiling is not None and self.ceiling <= 0:
@@ -205,7 +210,8 @@ class RateGovernor:
 
     def window(self, scope: Hashable) -> int:
         """How many requests of ``scope`` may be in flight at once (the engine's per-business
-        gate reads it): one more per window's worth of successes, halved with each cut.
+        gate reads it): one more per success until the first cut or ``slow_start_window``,
+        then one more per window's worth of successes; halved with each cut.
 
         Pacing alone lets every request already sent when the first 429 comes back be refused
         too; bounding the requests in flight bounds that volley, and it still opens up fast
@@ -221,7 +227,10 @@ class RateGovernor:
             bucket = self.state(ticket.scope)
             bucket.successes.append(now)
             bucket.accepted += 1
-            bucket.window += 1.0 / bucket.window  # one more in flight per window's worth
+            if bucket.cuts == 0 and bucket.window < self.limits.slow_start_window:
+                bucket.window += 1.0  # slow start: doubles each round trip
+            else:
+                bucket.window += 1.0 / bucket.window  # one more per window's worth
             bucket.accepted_since(now - self.limits.window_s)
             if now - bucket.window_started < self.limits.window_s:
                 return

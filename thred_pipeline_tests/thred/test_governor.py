@@ -126,17 +126,33 @@ def test_recovery_holds_near_the_found_limit_until_a_calm_spell_then_climbs_fast
     assert set(steps[31:]) == {1.05}  # calm: probing again, faster
 
 
-def test_requests_in_flight_grow_one_per_window_and_halve_with_each_cut() -> None:
+def test_requests_in_flight_double_each_round_trip_until_ten_then_grow_one_per_window() -> None:
     clock = FakeClock()
     gov = governor(clock)
     assert gov.window(BIZ_A) == 2  # a business starts with few requests on their way
-    for _ in range(11):  # about 2 + 3 + 4 + 1: one more per window's worth of successes
+    for _ in range(8):  # slow start: one more per success, so 2 -> 4 -> 8 -> 10 in round trips
+        gov.on_success(gov.reserve(BIZ_A))
+    assert gov.window(BIZ_A) == 10
+    for _ in range(10):  # past slow_start_window: one more per window's worth of successes
+        gov.on_success(gov.reserve(BIZ_A))
+    assert gov.window(BIZ_A) == 10
+    gov.on_success(gov.reserve(BIZ_A))
+    assert gov.window(BIZ_A) == 11
+
+
+def test_requests_in_flight_halve_with_each_cut_and_then_grow_one_per_window() -> None:
+    clock = FakeClock()
+    gov = governor(clock)
+    for _ in range(8):
+        gov.on_success(gov.reserve(BIZ_A))
+    gov.on_throttled(gov.reserve(BIZ_A), 1.0)
+    assert gov.window(BIZ_A) == 5  # halved
+    clock.now += 2  # past the pause
+    for _ in range(5):  # no slow start after a cut: one more per window's worth (about 6)
         gov.on_success(gov.reserve(BIZ_A))
     assert gov.window(BIZ_A) == 5
-    busy_second(gov, clock, BIZ_A, 12)
-    opened = gov.window(BIZ_A)
-    gov.on_throttled(gov.reserve(BIZ_A), 1.0)
-    assert gov.window(BIZ_A) == opened // 2
+    gov.on_success(gov.reserve(BIZ_A))
+    assert gov.window(BIZ_A) == 6
     for _ in range(5):
         gov.on_throttled(gov.reserve(BIZ_A), 1.0)
         clock.now += 20
