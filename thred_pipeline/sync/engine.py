@@ -47,6 +47,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from thred_pipeline import entities
 from thred_pipeline.core.records import MapContext, RecordInvalid, SourceRecord, Status, TimeWindow
@@ -73,6 +74,7 @@ from thred_pipeline.warehouse.extract import Warehouse
 __all__ = ["EntityRunResult", "SyncEngine", "SyncOptions", "iter_specs"]
 
 log = logging.getLogger("thred_pipeline.sync")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -240,9 +242,12 @@ class SyncEngine:
         by_business: dict[str, list[SourceRecord]] = defaultdict(list)
         for record in chunk:
             by_business[record.business_id].append(record)
+        # Each business's state (Thred's reference data the first time) read side by side.
+        states = await _gathered(
+            [self.context.business_state(run, business_id) for business_id in by_business]
+        )
         prepared: list[_Prepared] = []
-        for business_id, records in by_business.items():
-            state = await self.context.business_state(run, business_id)
+        for state, records in zip(states, by_business.values(), strict=True):
             ctx = self._map_context(state, shared)
             business = business_inputs(ctx, state.thred_id)
             for record in records:
@@ -310,7 +315,7 @@ class SyncEngine:
             async with semaphore:
                 await self.executor.process(item.job, item.plan, item.prior)
 
-        await _all(one(item) for item in prepared)
+        await _gathered(one(item) for item in prepared)
         self.ledger.flush()
 
 
@@ -330,11 +335,11 @@ def duplicate_ids(chunk: list[SourceRecord], seen: set[str]) -> dict[str, str]:
     return out
 
 
-async def _all(coros: Iterable[Awaitable[None]]) -> None:
+async def _gathered(coros: Iterable[Awaitable[T]]) -> list[T]:
     """Run concurrently; on the first failure cancel the others, then raise it."""
     tasks = [asyncio.ensure_future(c) for c in coros]
     try:
-        await asyncio.gather(*tasks)
+        return list(await asyncio.gather(*tasks))
     except BaseException:
         for task in tasks:
             task.cancel()
