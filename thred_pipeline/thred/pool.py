@@ -1,221 +1,217 @@
-"""HTTP/1.1 connections kept for reuse at a constant cost per request.
+"""httpx's transport for the Thred client: HTTP/1.1 connections kept at a constant cost.
 
-httpcore's ``AsyncConnectionPool`` rescans every connection and every waiting request on each
-request and on each response close, probing every idle socket as it goes: with the twenty
-connections of a sync that bookkeeping was about a third of the sync process's CPU (issue 8's
-profile: 3 million ``is_idle`` calls for 6,700 requests). Here idle connections wait on a stack
-per origin, only the one taken is probed, and a semaphore bounds the connections in use.
-Its sockets are asyncio's own (``network.AsyncioBackend``), not anyio's.
+httpcore's pool rescans every connection and every waiting request on each request, and its
+HTTP/1.1 layer runs h11's pure-Python parser and a coroutine per event: together with anyio
+over half of the sync process's CPU in issue 8's profiles. Here idle connections wait on a
+stack per origin, most recently used first; only the one taken is checked (closed by the
+server, past its keep-alive, told to close); a counter bounds the connections in use; and the
+wire is ``http1.Connection`` (asyncio protocol + httptools' C parser).
 
-``LeanTransport`` is httpx's own transport with this pool in place of httpcore's. HTTP/1.1
-only: Thred's API is HTTP/1.1 (``http_client`` never asks for HTTP/2). Proxies named by the
-environment keep httpx's stock transports (``AsyncClient`` mounts them separately).
+A connection the server closed while idle is noticed when it is taken (its end of file
+arrived) and replaced before anything is written. A connection that fails after the request
+was written fails the request as httpcore did (``RemoteProtocolError`` or ``ReadError``), never
+retried here: the server may have applied it, which only the retry policy above may weigh.
+
+HTTP/1.1 only: Thred's API is HTTP/1.1 (``http_client`` never asks for HTTP/2). Proxies
+named by the environment keep httpx's stock transports (``AsyncClient`` mounts them
+separately, ``trust_env``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator
-from types import TracebackType
-from typing import Self
+from collections import deque
+from typing import Any
 
-import httpcore
 import httpx
 
-# httpx's request/response conversion and exception mapping: the transport below is httpx's
-# ``AsyncHTTPTransport.handle_async_request`` with another pool, so it reuses them as they are.
-from httpx._transports.default import AsyncResponseStream, map_httpcore_exceptions
+from thred_pipeline.thred.http1 import Answer, Connection
 
-from thred_pipeline.thred.network import AsyncioBackend
+__all__ = ["LeanTransport"]
 
-__all__ = ["LeanPool", "LeanTransport"]
-
-Connection = httpcore.AsyncHTTPConnection
-_Key = tuple[bytes, bytes, int]
+_Key = tuple[bytes, bytes, int | None]
+_DEFAULT_PORTS = {b"http": 80, b"https": 443}
 
 
-def _key(origin: httpcore.Origin) -> _Key:
-    """``httpcore.Origin`` compares by value but is not hashable."""
-    return origin.scheme, origin.host, origin.port
-
-
-class LeanPool:
+class LeanTransport(httpx.AsyncBaseTransport):
     """Connections per origin, most recently used first; at most ``max_connections`` in use."""
 
     def __init__(
         self, *, ssl_context: ssl.SSLContext | None, max_connections: int, keepalive_expiry: float
     ) -> None:
         self._ssl_context = ssl_context
-        self._keepalive_expiry = keepalive_expiry
-        self._network = AsyncioBackend()
-        self._max_idle = max_connections
-        self._slots = asyncio.Semaphore(max_connections)
+        self._keepalive = keepalive_expiry
+        self._max = max_connections
+        self._in_use = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()
         self._idle: dict[_Key, list[Connection]] = {}
         self._open: set[Connection] = set()
 
     def __repr__(self) -> str:
         idle = sum(len(stack) for stack in self._idle.values())
-        return f"LeanPool(open={len(self._open)}, idle={idle})"
+        return f"LeanTransport(open={len(self._open)}, idle={idle}, in_use={self._in_use})"
 
-    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        await self._acquire(request)
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts: dict[str, Any] = request.extensions.get("timeout") or {}
+        url = request.url
+        key = (url.raw_scheme, url.raw_host, url.port)
         try:
-            connection = await self._connection(request.url.origin)
+            message = _message(request, await _body(request))
+            if self._in_use < self._max:
+                self._in_use += 1
+            else:
+                await self._wait_for_slot(timeouts.get("pool"))
             try:
-                response = await connection.handle_async_request(request)
-            except BaseException:
-                await self._discard(connection)
-                raise
-        except BaseException:
-            self._slots.release()
+                status, reason, headers, body, _ = await self._exchange(
+                    key, request, message, timeouts
+                )
+            finally:
+                self._release()
+        except httpx.RequestError as exc:
+            exc.request = request
             raise
-        assert isinstance(response.stream, AsyncIterable)
-        return httpcore.Response(
-            status=response.status,
-            headers=response.headers,
-            content=_Returned(response.stream, self, connection, request.url.origin),
-            extensions=response.extensions,
+        return httpx.Response(
+            status,
+            headers=headers,
+            stream=httpx.ByteStream(b"".join(body)),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
         )
 
-    async def _acquire(self, request: httpcore.Request) -> None:
-        if not self._slots.locked():
-            await self._slots.acquire()
-            return
-        timeouts = request.extensions.get("timeout", {})
+    async def _exchange(
+        self, key: _Key, request: httpx.Request, message: bytes, timeouts: dict[str, Any]
+    ) -> Answer:
+        """The answer on a connection of ``key``'s, which goes back to the pool if it may."""
+        connection = self._take(key)
+        if connection is None:
+            connection = await self._connect(key, request, timeouts.get("connect"))
         try:
-            await asyncio.wait_for(self._slots.acquire(), timeouts.get("pool"))
-        except TimeoutError:
-            raise httpcore.PoolTimeout("no connection became free in time") from None
+            answer = await connection.exchange(
+                message, request.method == "HEAD", timeouts.get("write"), timeouts.get("read")
+            )
+        except BaseException:
+            self._drop(connection)
+            raise
+        if connection.usable:
+            self._put_back(key, connection)
+        else:
+            self._drop(connection)
+        return answer
 
-    async def _connection(self, origin: httpcore.Origin) -> Connection:
-        """The most recently used idle connection still open, or a new one."""
-        stack = self._idle.get(_key(origin))
+    # -- connections ----------------------------------------------------------------------------
+
+    def _take(self, key: _Key) -> Connection | None:
+        """The most recently used idle connection that may still be used, if any."""
+        stack = self._idle.get(key)
+        if not stack:
+            return None
+        oldest_usable = asyncio.get_running_loop().time() - self._keepalive
         while stack:
             connection = stack.pop()
-            if connection.is_available() and not connection.has_expired():
+            transport = connection.transport
+            if (
+                connection.usable
+                and connection.idle_since > oldest_usable
+                and transport is not None
+                and not transport.is_closing()
+            ):
                 return connection
-            await self._discard(connection)
-        connection = Connection(
-            origin=origin,
-            ssl_context=self._ssl_context,
-            keepalive_expiry=self._keepalive_expiry,
-            http1=True,
-            http2=False,
-            network_backend=self._network,
-        )
+            self._drop(connection)
+        return None
+
+    def _put_back(self, key: _Key, connection: Connection) -> None:
+        connection.idle_since = asyncio.get_running_loop().time()
+        stack = self._idle.get(key)
+        if stack is None:
+            stack = self._idle[key] = []
+        stack.append(connection)
+        if len(stack) > self._max:
+            self._drop(stack.pop(0))
+
+    def _drop(self, connection: Connection) -> None:
+        self._open.discard(connection)
+        connection.close()
+
+    async def _connect(
+        self, key: _Key, request: httpx.Request, connect_s: float | None
+    ) -> Connection:
+        scheme, raw_host, port = key
+        if scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"the URL scheme {scheme.decode()!r} is not supported")
+        host, port = raw_host.decode("ascii"), port or _DEFAULT_PORTS[scheme]
+        tls = None
+        if scheme == b"https":
+            tls = self._ssl_context or ssl.create_default_context()
+        sni = (request.extensions.get("sni_hostname") or host) if tls else None
+        loop = asyncio.get_running_loop()
+        connection = Connection(loop)
+        try:
+            async with asyncio.timeout(connect_s):
+                await loop.create_connection(
+                    lambda: connection, host, port, ssl=tls, server_hostname=sni
+                )
+        except TimeoutError:
+            connection.close()
+            raise httpx.ConnectTimeout(f"no connection to {host}:{port} in time") from None
+        except OSError as exc:
+            connection.close()
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from None
         self._open.add(connection)
         return connection
 
-    async def release(self, connection: Connection, origin: httpcore.Origin) -> None:
-        """A response was closed: its connection is idle again, or it is closed for good."""
-        try:
-            if not connection.is_idle():
-                await self._discard(connection)
-                return
-            stack = self._idle.setdefault(_key(origin), [])
-            stack.append(connection)
-            if len(stack) > self._max_idle:
-                await self._discard(stack.pop(0))
-        finally:
-            self._slots.release()
+    # -- the bound on connections in use --------------------------------------------------------
 
-    async def _discard(self, connection: Connection) -> None:
-        self._open.discard(connection)
-        await connection.aclose()
+    async def _wait_for_slot(self, pool_s: float | None) -> None:
+        """Wait for a connection in use to be released; the releaser hands its slot over."""
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(turn)
+        try:
+            async with asyncio.timeout(pool_s):
+                await turn
+        except BaseException as exc:
+            if turn.done() and not turn.cancelled():
+                self._release()  # handed a slot while being cancelled: pass it on
+            else:
+                turn.cancel()  # its place in the queue is skipped
+            if isinstance(exc, TimeoutError):
+                raise httpx.PoolTimeout("no connection became free in time") from None
+            raise
+
+    def _release(self) -> None:
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the slot passes on; in_use is unchanged
+                return
+        self._in_use -= 1
 
     async def aclose(self) -> None:
         connections, self._open = list(self._open), set()
         self._idle.clear()
         for connection in connections:
-            await connection.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        await self.aclose()
+            connection.close()
 
 
-class _Returned:
-    """A response body that gives its connection back to the pool when it is closed."""
-
-    def __init__(
-        self,
-        stream: AsyncIterable[bytes],
-        pool: LeanPool,
-        connection: Connection,
-        origin: httpcore.Origin,
-    ) -> None:
-        self._stream = stream
-        self._pool = pool
-        self._connection = connection
-        self._origin = origin
-        self._closed = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for part in self._stream:
-                yield part
-        except BaseException:
-            await self.aclose()
-            raise
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            closing = getattr(self._stream, "aclose", None)
-            if closing is not None:
-                await closing()
-        finally:
-            await self._pool.release(self._connection, self._origin)
+async def _body(request: httpx.Request) -> bytes:
+    """The request body, read whole (Thred's requests are small JSON documents)."""
+    try:
+        return request.content
+    except httpx.RequestNotRead:
+        body = await request.aread()
+    if request.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        return b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n"
+    return body
 
 
-class LeanTransport(httpx.AsyncBaseTransport):
-    """httpx's HTTP transport on a ``LeanPool``."""
-
-    def __init__(
-        self, *, ssl_context: ssl.SSLContext | None, max_connections: int, keepalive_expiry: float
-    ) -> None:
-        self.pool = LeanPool(
-            ssl_context=ssl_context,
-            max_connections=max_connections,
-            keepalive_expiry=keepalive_expiry,
-        )
-
-    def __repr__(self) -> str:
-        return f"LeanTransport({self.pool!r})"
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        assert isinstance(request.stream, httpx.AsyncByteStream)
-        sending = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=request.url.raw_scheme,
-                host=request.url.raw_host,
-                port=request.url.port,
-                target=request.url.raw_path,
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        with map_httpcore_exceptions():
-            answer = await self.pool.handle_async_request(sending)
-        assert isinstance(answer.stream, AsyncIterable)
-        return httpx.Response(
-            status_code=answer.status,
-            headers=answer.headers,
-            stream=AsyncResponseStream(answer.stream),
-            extensions=answer.extensions,
-        )
-
-    async def aclose(self) -> None:
-        await self.pool.aclose()
+def _message(request: httpx.Request, body: bytes) -> bytes:
+    """The request as it goes on the wire: the headers httpx built, in its order."""
+    headers = request.headers.raw
+    parts = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    head = b"".join(parts)
+    lines = len(headers) + 2
+    if head.count(b"\n") != lines or head.count(b"\r") != lines:
+        raise httpx.LocalProtocolError("a header name or value holds a line break")
+    return head + body if body else head

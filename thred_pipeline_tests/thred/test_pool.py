@@ -1,4 +1,4 @@
-"""``LeanPool`` against a real HTTP/1.1 server on 127.0.0.1 that counts its connections.
+"""``LeanTransport`` against a real HTTP/1.1 server on 127.0.0.1 that counts its connections.
 
 The server is a few lines of asyncio so each test can make it misbehave the way servers do:
 close after a response, close an idle socket, answer late or never.
