@@ -9,6 +9,7 @@ cut short, bytes no request asked for.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import struct
 from collections.abc import AsyncIterator, Callable
@@ -158,6 +159,22 @@ async def test_a_streamed_request_body_is_sent_chunked() -> None:
     assert [seen.body for seen in server.received] == [b"first,second", b""]
     assert dict(server.received[0].headers)[b"transfer-encoding"] == b"chunked"
     assert server.connections == 1
+
+
+async def test_a_read_answer_is_closed_and_timed_and_an_encoded_one_decoded() -> None:
+    packed = gzip.compress(b'{"n": 1}')
+    encoded = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(packed),
+        packed,
+    )
+    answers = iter([OK, encoded])
+    async with serving(lambda _: (next(answers), "keep")) as server, client(server) as http:
+        plain, unpacked = await http.get("/x"), await http.get("/x")
+    assert plain.content == b"ok" and unpacked.json() == {"n": 1}
+    for response in (plain, unpacked):
+        assert response.is_closed and response.is_stream_consumed
+        assert response.elapsed.total_seconds() >= 0
+    assert plain.num_bytes_downloaded == 2
 
 
 async def test_a_chunked_answer_is_read_whole_and_the_connection_reused() -> None:
