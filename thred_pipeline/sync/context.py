@@ -3,6 +3,7 @@ business's Thred id and reference data (tax codes, chart of accounts), read once
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from decimal import Decimal
@@ -86,8 +87,11 @@ class ContextReader:
             and not state.paused
         ):
             try:
-                state.tax_codes = await _tax_codes(run.client, state.thred_id)
-                state.account_ids = await _account_ids(run.client, state.thred_id)
+                codes, accounts = await asyncio.gather(
+                    _tax_codes(run.client, state.thred_id),
+                    _account_ids(run.client, state.thred_id),
+                )
+                state.tax_codes, state.account_ids = codes, accounts
             except ThredAuthError as exc:
                 state.paused = f"auth refused: {exc}"
         return state

@@ -167,6 +167,9 @@ class SyncEngine:
         seen: set[str] = set()
         duplicates: list[Job] = []
         try:
+            if run.spec.reference_data:  # every business's at once, not one chunk's at a time
+                changed = self.warehouse.changed_business_ids(run.spec.source, window)
+                await _gathered([self.context.business_state(run, b) for b in changed])
             for chunk in self._work(run, window):
                 unique = self._split_duplicates(run, chunk, seen, duplicates)
                 if unique:

@@ -152,6 +152,19 @@ class Warehouse:
         with self._read() as conn:
             return {str(value) for value in conn.execute(stmt).scalars()}
 
+    def changed_business_ids(self, source: SourceTable, window: TimeWindow) -> list[str]:
+        """The businesses of the records ``iter_changed`` yields for ``window``: whose Thred
+        reference data a sync reads up front, all at once."""
+        table = source.table
+        owner = table.c.business_id if "business_id" in table.c else table.c.id
+        stmt = (
+            select(owner)
+            .distinct()
+            .where(self._changed_in(source, window), self._of_active_business(table))
+        )
+        with self._read() as conn:
+            return sorted(str(value) for value in conn.execute(stmt).scalars())
+
     def fetch(self, source: SourceTable, source_ids: Sequence[str]) -> list[SourceRecord]:
         """Records of ``source`` by id, whatever their updated_at (to retry deferred records).
 

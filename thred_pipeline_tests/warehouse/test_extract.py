@@ -460,3 +460,15 @@ def test_changed_ids_are_the_ids_iter_changed_yields(seeded: Warehouse, default_
     everything = {r.source_id for r in extract(seeded, "invoices", FULL)}
     assert seeded.changed_ids(get("invoices").source, FULL) == everything
     assert len(everything) == len(default_data["invoices"])
+
+
+def test_changed_business_ids_are_those_of_the_records_iter_changed_yields(
+    seeded: Warehouse,
+) -> None:
+    for spec in ENTITIES:
+        for window in (
+            *(TimeWindow(T0 + timedelta(days=d), T0 + timedelta(days=d + 1)) for d in (0, 17)),
+            FULL,
+        ):
+            streamed = sorted({r.business_id for r in extract(seeded, spec.name, window)})
+            assert seeded.changed_business_ids(spec.source, window) == streamed, spec.name
