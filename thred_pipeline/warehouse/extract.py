@@ -121,7 +121,8 @@ class Warehouse:
 
         Also every record whose (or whose child row's) ``updated_at`` is NULL or unreadable,
         whatever the window, with a ``problem``. Records of inactive businesses are left out.
-        Ordered by business_id, updated_at, id. The transaction stays open while the caller
+        Businesses interleaved (each one's n-th record before any one's n+1-th), each business's
+        records by updated_at, id. The transaction stays open while the caller
         consumes the iterator; closing the iterator early releases it.
         """
         if chunk_size < 1:
@@ -130,7 +131,7 @@ class Warehouse:
         query = select(*lenient_columns(self.engine, table)).where(
             self._changed_in(source, window), self._of_active_business(table)
         )
-        stmt = self._ordered(query, table)
+        stmt = self._interleaved(query, table)
         with self._read() as conn:
             # Per statement, not per connection: the child queries stay plain buffered reads.
             streaming = {"stream_results": True, "yield_per": chunk_size}
@@ -278,6 +279,19 @@ class Warehouse:
     def _of_active_business(table: Table) -> ColumnElement[bool]:
         owner = table.c.business_id if "business_id" in table.c else table.c.id
         return owner.not_in(select(businesses.c.id).where(not_(_is_active())))
+
+    @classmethod
+    def _interleaved(cls, stmt: Select[Any], table: Table) -> Select[Any]:
+        """Every business's first record, then every business's second, ...: a chunk feeds
+        every business, so the chunks in flight keep all of them sending (ordered by
+        business, the chunks in flight held one or two businesses of a large window while the
+        others' request slots sat idle). Within a business: updated_at, id."""
+        if "business_id" not in table.c:
+            return cls._ordered(stmt, table)
+        turn = func.row_number().over(
+            partition_by=table.c.business_id, order_by=(table.c.updated_at, table.c.id)
+        )
+        return stmt.order_by(turn, table.c.business_id, table.c.updated_at, table.c.id)
 
     @staticmethod
     def _ordered(stmt: Select[Any], table: Table) -> Select[Any]:
