@@ -152,6 +152,71 @@ class _Series:
 
 Outcome = httpx.Response | TransportFailure
 
+_CONTENT_LENGTH, _TRANSFER_ENCODING, _HOST = b"content-length", b"transfer-encoding", b"host"
+_EMPTY_BODY_LENGTH = (b"Content-Length", b"0")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+@dataclass(frozen=True)
+class _Defaults:
+    """What ``httpx.AsyncClient.build_request`` merges into every request, taken from the
+    client once: its headers (raw, in order) and its timeout. ``build_request`` re-merges
+    and re-encodes them, a tenth of the sync's CPU in issue 8's profile."""
+
+    headers: tuple[tuple[bytes, bytes, bytes], ...]  # name, lowercased name, value
+    timeout: dict[str, float | None]
+
+    @classmethod
+    def of(cls, http: httpx.AsyncClient) -> _Defaults | None:
+        """None for a client whose params or cookies a request must carry."""
+        if http.params or http.cookies:
+            return None
+        raw = tuple((name, name.lower(), value) for name, value in http.headers.raw)
+        return cls(raw, http.timeout.as_dict())
+
+    def request(
+        self,
+        method: str,
+        url: httpx.URL,
+        host: bytes,
+        headers: dict[str, str] | None,
+        body: bytes,
+        params: list[tuple[str, str]] | None,
+    ) -> httpx.Request:
+        """``build_request``'s merge, done with the defaults already encoded: the request's
+        own headers replace same-named defaults and follow them; then Content-Length (of a
+        body), and in front Host and, for a body method without a body, Content-Length 0."""
+        method = method.upper()
+        merged: list[tuple[bytes, bytes]]
+        names: set[bytes] | frozenset[bytes]
+        if headers:
+            own = [(k.encode("ascii"), v.encode("ascii")) for k, v in headers.items()]
+            names = {k.lower() for k, _ in own}
+            merged = [(k, v) for k, lower, v in self.headers if lower not in names]
+            merged += own
+        else:
+            merged, names = [(k, v) for k, _, v in self.headers], frozenset()
+        if body and _CONTENT_LENGTH not in names:
+            merged.append((b"Content-Length", str(len(body)).encode()))
+            names = names | {_CONTENT_LENGTH}
+        front: list[tuple[bytes, bytes]] = []
+        if _HOST not in names and host:
+            front.append((b"Host", host))
+        sized = _CONTENT_LENGTH in names or _TRANSFER_ENCODING in names
+        if not sized and method in _BODY_METHODS:
+            front.append(_EMPTY_BODY_LENGTH)
+        if params:
+            url = httpx.URL(url, params=tuple(params))
+        request = httpx.Request(
+            method,
+            url,
+            headers=front + merged,
+            stream=httpx.ByteStream(body),
+            extensions={"timeout": dict(self.timeout)},
+        )
+        request.read()
+        return request
+
 
 @dataclass(frozen=True, kw_only=True, repr=False)
 class Sender:
@@ -166,24 +231,30 @@ class Sender:
     clock: Clock
     rng: Jitter
 
-    urls: dict[str, httpx.URL] = field(default_factory=dict)
+    urls: dict[str, tuple[httpx.URL, bytes]] = field(default_factory=dict)
+    defaults: _Defaults | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "defaults", _Defaults.of(self.http))
 
     def __repr__(self) -> str:
         return f"Sender({self.policy!r})"
 
-    def _url(self, url_path: str) -> httpx.URL:
-        """``url_path`` on the base URL, as httpx's ``build_request`` joins them, parsed once
-        per path: httpx parses and checks a URL character by character, twice per request,
-        which was a tenth of the sync's CPU (a business's writes share one path)."""
-        url = self.urls.get(url_path)
-        if url is None:
+    def _url(self, url_path: str) -> tuple[httpx.URL, bytes]:
+        """``url_path`` on the base URL, as httpx's ``build_request`` joins them, and its Host
+        header, parsed once per path: httpx parses and checks a URL character by character,
+        twice per request, which was a tenth of the sync's CPU (a business's writes share
+        one path)."""
+        known = self.urls.get(url_path)
+        if known is None:
             relative, base = httpx.URL(url_path), self.http.base_url
             url = relative
             if relative.is_relative_url:
                 url = base.copy_with(raw_path=base.raw_path + relative.raw_path.lstrip(b"/"))
+            known = (url, url.netloc)
             if len(self.urls) < _URLS_KEPT:
-                self.urls[url_path] = url
-        return url
+                self.urls[url_path] = known
+        return known
 
     def build(
         self,
@@ -194,14 +265,20 @@ class Sender:
         content: bytes | None = None,
         params: list[tuple[str, str]] | None = None,
     ) -> httpx.Request:
-        """A request on this client's base URL, sent as is on every attempt."""
-        return self.http.build_request(
-            method,
-            self._url(url_path),
-            headers=headers,
-            content=content,
-            params=tuple(params) if params else None,
-        )
+        """A request on this client's base URL, sent as is on every attempt: the request
+        ``httpx.AsyncClient.build_request`` builds (same headers in the same order, URL,
+        body and timeout; ``test_sending`` compares them), from the client's defaults
+        merged once (``_Defaults``) instead of on every request."""
+        defaults = self.defaults
+        if defaults is None:  # a client with default params or cookies: httpx merges them
+            return self.http.build_request(
+                method,
+                self._url(url_path)[0],
+                headers=headers,
+                content=content,
+                params=tuple(params) if params else None,
+            )
+        return defaults.request(method, *self._url(url_path), headers, content or b"", params)
 
     async def send(
         self, request: httpx.Request, *, auth: httpx.Auth, business_id: str | None
