@@ -294,11 +294,16 @@ class Sender:
             ticket = await self._slot(business_id)
             outcome = await self._attempt(series, auth)
             if isinstance(outcome, httpx.Response):
-                retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
-                self._tell_governor(ticket, outcome.status_code, retry_after)
-                if not self.policy.retries_status(outcome.status_code):
+                status = outcome.status_code
+                retried = self.policy.retries_status(status)
+                # Read only where it counts: a 429 (the governor) or an answer retried.
+                retry_after = None
+                if retried or status == 429:
+                    retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
+                self._tell_governor(ticket, status, retry_after)
+                if not retried:
                     return outcome
-                series.uncertain |= self.policy.status_is_uncertain(outcome.status_code)
+                series.uncertain |= self.policy.status_is_uncertain(status)
             elif outcome.retryable:
                 series.uncertain |= outcome.uncertain
                 retry_after = None
@@ -340,14 +345,15 @@ class Sender:
                 self.redactor.text(failure.description), failure.retryable, failure.uncertain
             )
             self.stats.transport_errors += 1
-        logger.debug(
-            "thred %s %s -> %s (attempt %d, %.3fs)",
-            request.method,
-            request.url.path,
-            _status(outcome) or _reason(outcome),
-            series.attempts,
-            time.perf_counter() - sent_at,
-        )
+        if logger.isEnabledFor(logging.DEBUG):  # its arguments cost a URL decode each
+            logger.debug(
+                "thred %s %s -> %s (attempt %d, %.3fs)",
+                request.method,
+                request.url.path,
+                _status(outcome) or _reason(outcome),
+                series.attempts,
+                time.perf_counter() - sent_at,
+            )
         return outcome
 
     async def _wait_or_give_up(
